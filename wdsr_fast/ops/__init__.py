@@ -1,0 +1,1 @@
+"""Custom ops of the ``wdsr_fast`` namespace: registration, fake implementations, autograd."""
