@@ -1,6 +1,14 @@
-"""wdsr_fast: fast WDSR super-resolution networks for PyTorch."""
+"""wdsr_fast: fast WDSR super-resolution networks for PyTorch.
+
+``WDSRA`` and ``WDSRB`` are drop-in replacements for the authors' reference models (same
+constructor arguments, parameter names and state-dict keys) whose residual blocks run on fused
+Triton kernels on CUDA, or on plain PyTorch ops elsewhere.
+"""
 
 from wdsr_fast._extension import build_info
+from wdsr_fast.backend import BACKENDS
+from wdsr_fast.blocks import WDSRABlock, WDSRBBlock
+from wdsr_fast.models import WDSRA, WDSRB
 
-__all__ = ["build_info"]
+__all__ = ["BACKENDS", "WDSRA", "WDSRABlock", "WDSRB", "WDSRBBlock", "build_info"]
 __version__ = "0.1.0"
