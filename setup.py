@@ -80,6 +80,11 @@ def extension_modules() -> tuple[list, dict]:
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 
+def read_readme() -> str:
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
 ext_modules, cmdclass = extension_modules()
 
 setup(
@@ -87,7 +92,7 @@ setup(
     version="0.1.0",
     description="Fast WDSR super-resolution for PyTorch: fused Triton and CUDA kernels, "
     "drop-in compatible with the reference models and checkpoints.",
-    long_description=open(os.path.join(ROOT, "README.md"), encoding="utf-8").read(),
+    long_description=read_readme(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=["wdsr_fast", "wdsr_fast.ops", "wdsr_fast.kernels"],

@@ -24,7 +24,7 @@ ENV_VAR = "WDSR_FAST_BACKEND"
 
 
 def check_backend(backend: str, name: str = "backend") -> str:
-    """Return ``backend`` if it is one of :data:`BACKENDS`, else raise ValueError naming ``name``."""
+    """``backend`` if it is one of :data:`BACKENDS`, else ValueError naming ``name``."""
     if backend not in BACKENDS:
         raise ValueError(f"{name} must be one of {BACKENDS}, got {backend!r}")
     return backend

@@ -23,7 +23,14 @@ __all__ = ["ResidualBlock", "WDSRABlock", "WDSRBBlock", "wdsr_a_block_torch", "w
 
 
 def wdsr_b_block_torch(
-    x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor, res_scale: float
+    x: Tensor,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+    w3: Tensor,
+    b3: Tensor,
+    res_scale: float,
 ) -> Tensor:
     """``x + res_scale * (conv3x3(W2 · relu(W1 · x + b1) + b2) + b3)`` in plain PyTorch ops.
 
@@ -106,7 +113,10 @@ class WDSRBBlock(ResidualBlock):
 
 
 class WDSRABlock(ResidualBlock):
-    """WDSR-A block: 3x3 C -> block_feats, ReLU, 3x3 -> C (padding 1). Input and output (N, C, H, W)."""
+    """WDSR-A block: 3x3 C -> block_feats, ReLU, 3x3 -> C (padding 1).
+
+    Input and output (N, C, H, W).
+    """
 
     torch_block = staticmethod(wdsr_a_block_torch)
     fused_block = "wdsr_fast.ops.wdsr_a_block:wdsr_a_block"

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from wdsr_fast.backend import check_backend
-from wdsr_fast.blocks import WDSRABlock, WDSRBBlock, ResidualBlock
+from wdsr_fast.blocks import ResidualBlock, WDSRABlock, WDSRBBlock
 from wdsr_fast.reference import DIV2K_RGB_MEAN
 from wdsr_fast.tail import shuffle_add_affine
 from wdsr_fast.weight_norm import WeightNormConv2d
@@ -63,7 +63,9 @@ class _WDSR(nn.Module):
             raise ValueError(f"rgb_range must be positive, got {rgb_range!r}")
         self.rgb_range = float(rgb_range)
         self.register_buffer(
-            "rgb_mean", torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False
+            "rgb_mean",
+            torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1),
+            persistent=False,
         )
         out_feats = scale * scale * n_colors
         self.head = nn.Sequential(WeightNormConv2d(n_colors, n_feats, 3, padding=1))
@@ -91,7 +93,9 @@ class _WDSR(nn.Module):
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4:
-            raise ValueError(f"x must be 4-D (N, {self.n_colors}, H, W), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"x must be 4-D (N, {self.n_colors}, H, W), got shape {tuple(x.shape)}"
+            )
         if x.shape[1] != self.n_colors:
             raise ValueError(
                 f"x must have n_colors={self.n_colors} channels (dim 1), got shape {tuple(x.shape)}"
@@ -135,7 +139,12 @@ class WDSRB(_WDSR):
         if int(n_feats * linear) < 1:
             raise ValueError(f"linear must make int(n_feats * linear) >= 1, got {linear!r}")
         super().__init__(
-            scale, n_resblocks, n_feats, n_colors, rgb_mean, rgb_range,
+            scale,
+            n_resblocks,
+            n_feats,
+            n_colors,
+            rgb_mean,
+            rgb_range,
             lambda: WDSRBBlock(n_feats, expand, linear, res_scale, backend),
         )
         self.expand, self.linear, self.res_scale = expand, linear, float(res_scale)
@@ -175,7 +184,12 @@ class WDSRA(_WDSR):
         check_backend(backend)
         _positive_int(block_feats, "block_feats")
         super().__init__(
-            scale, n_resblocks, n_feats, n_colors, rgb_mean, rgb_range,
+            scale,
+            n_resblocks,
+            n_feats,
+            n_colors,
+            rgb_mean,
+            rgb_range,
             lambda: WDSRABlock(n_feats, block_feats, res_scale, backend),
         )
         self.block_feats, self.res_scale = block_feats, float(res_scale)

@@ -66,9 +66,11 @@ def _weight_norm(conv: nn.Conv2d) -> nn.Conv2d:
 
 
 class _ReferenceBlockB(nn.Module):
-    """WDSR-B block: 1x1 C->6C, ReLU, 1x1 6C->int(0.8C), 3x3 ->C; ``out = body(x)*res_scale + x``."""
+    """WDSR-B block: 1x1 C->6C, ReLU, 1x1 ->int(0.8C), 3x3 ->C; ``body(x)*res_scale + x``."""
 
-    def __init__(self, n_feats: int, kernel_size: int, wn: Callable, act: nn.Module, res_scale: float):
+    def __init__(
+        self, n_feats: int, kernel_size: int, wn: Callable, act: nn.Module, res_scale: float
+    ):
         super().__init__()
         self.res_scale = res_scale
         expand, linear = 6, 0.8
@@ -181,7 +183,7 @@ def wdsr_b_block_reference(
 ) -> Tensor:
     """``x + res_scale * (conv3x3(W2 · relu(W1 · x + b1) + b2) + b3)`` with plain convolutions.
 
-    x: (N, C, H, W); w1: (E, C, 1, 1); w2: (L, E, 1, 1); w3: (C, L, 3, 3); biases per output channel.
+    x: (N, C, H, W); w1: (E, C, 1, 1); w2: (L, E, 1, 1); w3: (C, L, 3, 3); biases per out channel.
     """
     h = F.relu(F.conv2d(x, w1, b1))
     low = F.conv2d(h, w2, b2)

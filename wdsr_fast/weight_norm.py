@@ -29,7 +29,7 @@ _PARAMETRIZATION_KEYS = {
 
 
 def fold_weight_norm(g: Tensor, v: Tensor) -> Tensor:
-    """``g * v / ||v||`` with the norm over every dimension but the first (``torch._weight_norm``)."""
+    """``g * v / ||v||``, the norm over every dimension but the first (``torch._weight_norm``)."""
     return torch._weight_norm(v, g, 0)
 
 
@@ -45,7 +45,9 @@ class WeightNormConv2d(nn.Module):
         # Registration order matches the reference's state_dict: bias, weight_g, weight_v.
         self.bias = nn.Parameter(torch.empty(out_channels))
         self.weight_g = nn.Parameter(torch.empty(out_channels, 1, 1, 1))
-        self.weight_v = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.weight_v = nn.Parameter(
+            torch.empty(out_channels, in_channels, kernel_size, kernel_size)
+        )
         self._cache_key: tuple | None = None
         self._cached_weight: Tensor | None = None
         self.reset_parameters()
@@ -56,7 +58,9 @@ class WeightNormConv2d(nn.Module):
         bound = 1.0 / math.sqrt(self.in_channels * self.kernel_size * self.kernel_size)
         nn.init.uniform_(self.bias, -bound, bound)
         with torch.no_grad():
-            self.weight_g.copy_(torch.linalg.vector_norm(self.weight_v, dim=(1, 2, 3), keepdim=True))
+            self.weight_g.copy_(
+                torch.linalg.vector_norm(self.weight_v, dim=(1, 2, 3), keepdim=True)
+            )
 
     def weight(self) -> Tensor:
         """The effective weight ``g * v / ||v||`` (out, in, k, k), cached while it cannot change."""
