@@ -4,9 +4,11 @@ Module tree, parameter names and ``state_dict`` keys are the reference's (``head
 ``body.3.body.2.weight_v``, ``tail.0.bias``, ``skip.0.weight_v``, ...), so its checkpoints load
 as they are. Inputs and outputs are RGB in ``[0, rgb_range]``:
 
-    x = (x - rgb_mean * rgb_range) / (rgb_range / 2)
+    x = (x - rgb_mean * rgb_range) / (rgb_std * rgb_range)
     y = PixelShuffle(tail(body(head(x)))) + PixelShuffle(skip(x))
-    out = y * (rgb_range / 2) + rgb_mean * rgb_range
+    out = y * (rgb_std * rgb_range) + rgb_mean * rgb_range
+
+The reference's values are ``rgb_range=255``, ``rgb_std=0.5`` (its ``/ 127.5``) and DIV2K's mean.
 
 Input (N, n_colors, H, W) floating point; output (N, n_colors, H*scale, W*scale) in
 channels_last memory format. The residual blocks run on the backend chosen by ``backend``
@@ -49,6 +51,7 @@ class _WDSR(nn.Module):
         n_colors: int,
         rgb_mean: Sequence[float],
         rgb_range: float,
+        rgb_std: float,
         make_block: Callable[[], ResidualBlock],
     ):
         super().__init__()
@@ -61,7 +64,10 @@ class _WDSR(nn.Module):
             raise ValueError(f"rgb_mean must have n_colors={n_colors} values, got {len(rgb_mean)}")
         if not rgb_range > 0:
             raise ValueError(f"rgb_range must be positive, got {rgb_range!r}")
+        if not rgb_std > 0:
+            raise ValueError(f"rgb_std must be positive, got {rgb_std!r}")
         self.rgb_range = float(rgb_range)
+        self.rgb_std = float(rgb_std)
         self.register_buffer(
             "rgb_mean",
             torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1),
@@ -107,12 +113,12 @@ class _WDSR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        half_range = self.rgb_range / 2
+        spread = self.rgb_std * self.rgb_range
         shift = self.rgb_mean.to(x.dtype) * self.rgb_range
-        x = ((x - shift) / half_range).contiguous(memory_format=torch.channels_last)
+        x = ((x - shift) / spread).contiguous(memory_format=torch.channels_last)
         skip = self.skip[0](x)
         features = self.tail[0](self.body(self.head(x)))
-        return shuffle_add_affine(features, skip, self.scale, half_range, shift.flatten())
+        return shuffle_add_affine(features, skip, self.scale, spread, shift.flatten())
 
 
 class WDSRB(_WDSR):
@@ -132,6 +138,7 @@ class WDSRB(_WDSR):
         n_colors: int = 3,
         rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
         rgb_range: float = 255.0,
+        rgb_std: float = 0.5,
         backend: str = "auto",
     ):
         check_backend(backend)
@@ -145,6 +152,7 @@ class WDSRB(_WDSR):
             n_colors,
             rgb_mean,
             rgb_range,
+            rgb_std,
             lambda: WDSRBBlock(n_feats, expand, linear, res_scale, backend),
         )
         self.expand, self.linear, self.res_scale = expand, linear, float(res_scale)
@@ -179,6 +187,7 @@ class WDSRA(_WDSR):
         n_colors: int = 3,
         rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
         rgb_range: float = 255.0,
+        rgb_std: float = 0.5,
         backend: str = "auto",
     ):
         check_backend(backend)
@@ -190,6 +199,7 @@ class WDSRA(_WDSR):
             n_colors,
             rgb_mean,
             rgb_range,
+            rgb_std,
             lambda: WDSRABlock(n_feats, block_feats, res_scale, backend),
         )
         self.block_feats, self.res_scale = block_feats, float(res_scale)
