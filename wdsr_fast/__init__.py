@@ -9,6 +9,7 @@ from wdsr_fast._extension import build_info
 from wdsr_fast.backend import BACKENDS
 from wdsr_fast.blocks import WDSRABlock, WDSRBBlock
 from wdsr_fast.models import WDSRA, WDSRB
+from wdsr_fast.replace import replace_blocks
 
-__all__ = ["BACKENDS", "WDSRA", "WDSRABlock", "WDSRB", "WDSRBBlock", "build_info"]
+__all__ = ["BACKENDS", "WDSRA", "WDSRABlock", "WDSRB", "WDSRBBlock", "build_info", "replace_blocks"]
 __version__ = "0.1.0"
