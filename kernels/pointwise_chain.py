@@ -146,7 +146,12 @@ def pointwise_chain_bwd_kernel(
             mask=pix_ok[:, None] & l_ok[None, :],
             other=0.0,
         )
-        dx = tl.zeros((BLOCK_P, C_PAD), dtype=tl.float32)
+        if HAS_RESIDUAL_GRAD:
+            g_rows = _pixel_offsets(pix, HW, W, sg_n, sg_h, sg_w)
+            gres = tl.load(gres_ptr + g_rows[:, None] + offs_c[None, :] * sg_c, mask=pc_mask)
+            dx = gres.to(tl.float32)
+        else:
+            dx = tl.zeros((BLOCK_P, C_PAD), dtype=tl.float32)
         for e0 in range(0, E, BLOCK_E):
             e = e0 + offs_e
             e_ok = e < E
@@ -172,10 +177,11 @@ def pointwise_chain_bwd_kernel(
             dw1 += tl.load(dw1_ptrs, mask=ec_mask & not_first, other=0.0)
             tl.store(dw1_ptrs, dw1, mask=ec_mask)
 
-            dw2_ptrs = dw2_part + offs_l[:, None] * E + e[None, :]
-            dw2 = tl.dot(tl.trans(dlow), wide, input_precision=DOT_PRECISION)
-            dw2 += tl.load(dw2_ptrs, mask=le_mask & not_first, other=0.0)
-            tl.store(dw2_ptrs, dw2, mask=le_mask)
+            dw2t_ptrs = dw2_part + offs_l[None, :] * E + e[:, None]
+            el_mask = e_ok[:, None] & l_ok[None, :]
+            dw2t = tl.dot(tl.trans(wide), dlow, input_precision=DOT_PRECISION)
+            dw2t += tl.load(dw2t_ptrs, mask=el_mask & not_first, other=0.0)
+            tl.store(dw2t_ptrs, dw2t, mask=el_mask)
 
             db1 = tl.sum(dpre32, axis=0)
             db1 += tl.load(db1_part + e, mask=e_ok & not_first, other=0.0)
@@ -184,10 +190,6 @@ def pointwise_chain_bwd_kernel(
         db2 += tl.load(db2_part + offs_l, mask=l_ok & not_first, other=0.0)
         tl.store(db2_part + offs_l, db2, mask=l_ok)
 
-        if HAS_RESIDUAL_GRAD:
-            g_rows = _pixel_offsets(pix, HW, W, sg_n, sg_h, sg_w)
-            gres = tl.load(gres_ptr + g_rows[:, None] + offs_c[None, :] * sg_c, mask=pc_mask)
-            dx += gres.to(tl.float32)
         o_rows = _pixel_offsets(pix, HW, W, so_n, so_h, so_w)
         tl.store(
             dx_ptr + o_rows[:, None] + offs_c[None, :] * so_c,
@@ -207,7 +209,7 @@ class ChainConfig:
     block_p: int
     block_e: int
     num_warps: int
-    num_stages: int = 2
+    num_stages: int
 
 
 def padded_channels(n: int) -> int:
@@ -216,25 +218,28 @@ def padded_channels(n: int) -> int:
 
 
 def chain_forward_config(channels: int, low: int) -> ChainConfig:
-    """Forward tile sizes: 128-pixel tiles, the wide dimension in 64-wide chunks (32 when wide)."""
+    """Forward tile sizes for C = ``channels`` and L = ``low`` (zero register spills up to 128)."""
     c_pad, l_pad = padded_channels(channels), padded_channels(low)
     widest = max(c_pad, l_pad)
-    if widest <= 32:
-        return ChainConfig(c_pad, l_pad, block_p=128, block_e=64, num_warps=4)
     if widest <= 64:
-        return ChainConfig(c_pad, l_pad, block_p=128, block_e=64, num_warps=8)
-    return ChainConfig(c_pad, l_pad, block_p=64, block_e=32, num_warps=8)
+        return ChainConfig(c_pad, l_pad, block_p=128, block_e=64, num_warps=8, num_stages=2)
+    if widest <= 128:
+        return ChainConfig(c_pad, l_pad, block_p=64, block_e=32, num_warps=8, num_stages=2)
+    return ChainConfig(c_pad, l_pad, block_p=32, block_e=16, num_warps=8, num_stages=2)
 
 
 def chain_backward_config(channels: int, low: int) -> ChainConfig:
-    """Backward tile sizes: more live tiles than forward (x, dl, dx, pre, dwide), so smaller ones."""
+    """Backward tile sizes: more live tiles than forward (x, dl, dx, pre, dwide, two weight
+    gradients), so smaller ones; zero register spills up to 128 channels."""
     c_pad, l_pad = padded_channels(channels), padded_channels(low)
     widest = max(c_pad, l_pad)
     if widest <= 32:
-        return ChainConfig(c_pad, l_pad, block_p=64, block_e=64, num_warps=4)
+        return ChainConfig(c_pad, l_pad, block_p=64, block_e=32, num_warps=8, num_stages=1)
     if widest <= 64:
-        return ChainConfig(c_pad, l_pad, block_p=64, block_e=32, num_warps=4)
-    return ChainConfig(c_pad, l_pad, block_p=64, block_e=32, num_warps=8)
+        return ChainConfig(c_pad, l_pad, block_p=64, block_e=16, num_warps=8, num_stages=1)
+    if widest <= 128:
+        return ChainConfig(c_pad, l_pad, block_p=32, block_e=16, num_warps=8, num_stages=1)
+    return ChainConfig(c_pad, l_pad, block_p=16, block_e=16, num_warps=8, num_stages=1)
 
 
 def dot_precision(dtype: torch.dtype) -> str:
@@ -245,9 +250,10 @@ def dot_precision(dtype: torch.dtype) -> str:
 
 
 def _backward_programs(n_tiles: int, device: torch.device) -> int:
-    """Programs of the backward kernel: two per SM on a GPU (each loops over several tiles)."""
+    """Programs of the backward kernel: one per SM on a GPU (its register use allows about one
+    resident program per SM), each looping over several pixel tiles."""
     if device.type == "cuda":
-        slots = 2 * torch.cuda.get_device_properties(device).multi_processor_count
+        slots = torch.cuda.get_device_properties(device).multi_processor_count
     else:
         slots = 4
     return max(1, min(n_tiles, slots))
