@@ -59,7 +59,7 @@ def pointwise_chain_fwd_kernel(
     C_PAD: tl.constexpr, L_PAD: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """One program: ``BLOCK_P`` pixels. low[p, :] = W2 relu(W1 x[p, :] + b1) + b2 (channels_last)."""
+    """One program, ``BLOCK_P`` pixels: low[p, :] = W2 relu(W1 x[p, :] + b1) + b2, channels_last."""
     pid = tl.program_id(0)
     pix = pid * BLOCK_P + tl.arange(0, BLOCK_P)
     pix_ok = pix < n_pixels
@@ -273,7 +273,9 @@ def pointwise_chain_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: T
     n, c, h, w = x.shape
     w1m, w2m = _as_matrix(w1), _as_matrix(w2)
     e, low = w1m.shape[0], w2m.shape[0]
-    out = torch.empty((n, low, h, w), device=x.device, dtype=x.dtype, memory_format=torch.channels_last)
+    out = torch.empty(
+        (n, low, h, w), device=x.device, dtype=x.dtype, memory_format=torch.channels_last
+    )
     n_pixels = n * h * w
     if n_pixels == 0:
         return out
