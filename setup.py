@@ -46,6 +46,13 @@ def find_cuda_home() -> str | None:
 
 
 def extension_modules() -> tuple[list, dict]:
+    """The ``wdsr_fast._C`` extension and its build command.
+
+    ``WDSR_FAST_BUILD_EXTENSION=0`` builds the pure-Python package alone (the package then
+    falls back to PyTorch ops); ``WDSR_FAST_NO_CUDA=1`` builds the CPU kernels only.
+    """
+    if os.environ.get("WDSR_FAST_BUILD_EXTENSION", "1") == "0":
+        return [], {}
     cuda_home = find_cuda_home()
     if cuda_home is not None:
         # torch.utils.cpp_extension reads CUDA_HOME once, when it is imported.

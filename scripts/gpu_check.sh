@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# GPU check: on a CUDA machine (no network needed), build the package against that machine's
+# torch, run the full tests and the benchmarks, and write one results file pair under
+# benchmarks/results/: <card>-<date>.json (environment, test summary, benchmark JSON) and
+# <card>-<date>.md (a short table). Commit both.
+#
+#   bash scripts/gpu_check.sh [OUTPUT_DIR]    (OUTPUT_DIR also receives the raw logs)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-benchmarks/results}"
+mkdir -p "$out" benchmarks/results
+python="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1
+
+"$python" -m pip install --no-build-isolation --no-deps -e . >"$out/build.log" 2>&1 \
+  || { tail -50 "$out/build.log"; echo "build failed"; exit 1; }
+"$python" -c "import wdsr_fast, json; print(json.dumps(wdsr_fast.build_info()))"
+
+"$python" -m pytest -q -p no:cacheprovider tests/ 2>&1 | tee "$out/tests.log"
+tests_rc=${PIPESTATUS[0]}
+"$python" -m pytest -q -p no:cacheprovider benchmarks/ --benchmark-only \
+  --benchmark-json="$out/bench.json" 2>&1 | tee "$out/bench.log"
+bench_rc=${PIPESTATUS[0]}
+
+"$python" - "$out" "$tests_rc" "$bench_rc" <<'PY'
+import datetime, json, pathlib, re, sys
+import torch
+import wdsr_fast
+from benchmarks.report import markdown_table
+
+out, tests_rc, bench_rc = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+card = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+date = datetime.date.today().isoformat()
+stem = re.sub(r"[^A-Za-z0-9.]+", "-", card).strip("-") + "-" + date
+tests_log = (out / "tests.log").read_text().strip().splitlines()
+bench_path = out / "bench.json"
+bench = json.loads(bench_path.read_text()) if bench_path.exists() else {"benchmarks": []}
+result = {
+    "card": card, "date": date, "build_info": wdsr_fast.build_info(),
+    "tests_exit_code": tests_rc, "tests_summary": tests_log[-1] if tests_log else "",
+    "benchmarks_exit_code": bench_rc, "benchmarks": bench,
+}
+dest = pathlib.Path("benchmarks/results")
+(dest / f"{stem}.json").write_text(json.dumps(result, indent=1))
+table = markdown_table(bench) if bench["benchmarks"] else "(no benchmark results)\n"
+(dest / f"{stem}.md").write_text(
+    f"# GPU check: {card}, {date}\n\ntorch {torch.__version__}, build {wdsr_fast.build_info()}\n\n"
+    f"Tests (exit {tests_rc}): {result['tests_summary']}\n\n{table}"
+)
+print(f"wrote {dest / stem}.json and .md")
+PY
+exit $(( tests_rc != 0 || bench_rc != 0 ))
