@@ -65,7 +65,10 @@ class WeightNormConv2d(nn.Module):
     def weight(self) -> Tensor:
         """The effective weight ``g * v / ||v||`` (out, in, k, k), cached while it cannot change."""
         g, v = self.weight_g, self.weight_v
-        if torch.is_grad_enabled() and (g.requires_grad or v.requires_grad):
+        # Under torch.compile the fold is part of the graph: the cache key's data pointers cannot
+        # be traced, and a cached tensor would be baked in past parameter updates.
+        grads_flow = torch.is_grad_enabled() and (g.requires_grad or v.requires_grad)
+        if grads_flow or torch.compiler.is_compiling():
             return fold_weight_norm(g, v)
         key = (g.data_ptr(), v.data_ptr(), g._version, v._version, g.dtype, v.dtype, g.device)
         if key != self._cache_key or self._cached_weight is None:
