@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from accuracy import assert_within_rule, outputs_and_grads
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as parametrized_weight_norm
 
@@ -85,29 +86,6 @@ class ForeignNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.blocks(self.head(x)))
-
-
-def outputs_and_grads(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The output and the gradients of the input and every parameter, of a weighted sum."""
-    x = x.clone().requires_grad_(True)
-    out = model(x)
-    (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
-    grads = {name: p.grad for name, p in model.named_parameters()}
-    return {"output": out.detach(), "input": x.grad, **grads}
-
-
-def assert_within_rule(fast: dict, plain: dict, exact: dict, rel_atol: float) -> None:
-    """DESIGN.md section 5: ``|fast - exact| <= 2 |plain - exact| + atol`` for every entry.
-
-    ``exact`` is the float64 run, ``plain`` the float32 run of the original model; atol is
-    ``rel_atol`` times the entry's largest magnitude.
-    """
-    assert fast.keys() == exact.keys() == plain.keys()
-    for name, reference in exact.items():
-        fast_err = (fast[name].double() - reference).abs().max().item()
-        plain_err = (plain[name].double() - reference).abs().max().item()
-        atol = rel_atol * reference.abs().max().item()
-        assert fast_err <= 2 * plain_err + atol, f"{name}: error {fast_err}, plain {plain_err}"
 
 
 def check_swap(
