@@ -14,9 +14,11 @@ Backward, given dl = dLoss/dl: with ``pre = W1 · x + b1``, ``h = relu(pre)`` an
     dx  = W1^T dpre (+ an optional residual gradient, added in the same pass)
     dW1 = sum_p dpre x^T,   db1 = sum_p dpre,   dW2 = sum_p dl h^T,   db2 = sum_p dl
 
-The backward kernel recomputes ``pre`` chunk by chunk from x. Weight gradients are
-deterministic: each program owns one row of a float32 partial-sum buffer (its pixel tiles are
-visited in a fixed order), and the rows are then summed in a fixed order; no atomics.
+Two backward kernels recompute ``pre`` chunk by chunk from x: one per pixel tile for dx, and
+one for the weight gradients, which are deterministic: each of its programs owns one E-chunk
+and a fixed list of pixel tiles, sums their contributions in registers and writes them once
+into its own row of a float32 partial-sum buffer; the rows are then summed in a fixed order.
+No atomics.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .aot import AotCase, pointer_type
+
 __all__ = [
+    "STAGES",
     "ChainConfig",
-    "chain_backward_config",
-    "chain_forward_config",
+    "aot_cases",
+    "chain_config",
     "dot_precision",
     "padded_channels",
     "pointwise_chain_backward",
@@ -100,104 +105,151 @@ def pointwise_chain_fwd_kernel(
 
 
 @triton.jit
-def pointwise_chain_bwd_kernel(
-    x_ptr, dlow_ptr, gres_ptr, w1_ptr, b1_ptr, w2_ptr, dx_ptr, partial_ptr,
+def _wide_chunk(
+    x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION: tl.constexpr
+):
+    """pre = x W1[e, :]^T + b1[e] for one chunk ``e`` of the wide channels; also W1[e, :]^T."""
+    w1t = tl.load(
+        w1_ptr + e[None, :] * sw1_e + offs_c[:, None] * sw1_c,
+        mask=c_ok[:, None] & e_ok[None, :],
+        other=0.0,
+    )
+    b1 = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
+    return tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1[None, :], w1t
+
+
+@triton.jit
+def _wide_grad_chunk(
+    dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION: tl.constexpr
+):
+    """dwide = dlow W2[:, e] for one chunk ``e`` of the wide channels (before the relu mask)."""
+    w2 = tl.load(
+        w2_ptr + offs_l[:, None] * sw2_l + e[None, :] * sw2_e,
+        mask=l_ok[:, None] & e_ok[None, :],
+        other=0.0,
+    )
+    return tl.dot(dlow, w2, input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def pointwise_chain_bwd_input_kernel(
+    x_ptr, dlow_ptr, gres_ptr, w1_ptr, b1_ptr, w2_ptr, dx_ptr,
     n_pixels, HW, W,
     sx_n, sx_c, sx_h, sx_w,
     sd_n, sd_c, sd_h, sd_w,
     sg_n, sg_c, sg_h, sg_w,
     so_n, so_c, so_h, so_w,
     sw1_e, sw1_c, sw2_l, sw2_e,
-    C, E, L, partial_row,
+    C, E, L,
     C_PAD: tl.constexpr, L_PAD: tl.constexpr,
     BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr, DOT_PRECISION: tl.constexpr,
     HAS_RESIDUAL_GRAD: tl.constexpr,
 ):  # fmt: skip
-    """Program ``pid`` visits pixel tiles pid, pid + G, ... (G = number of programs).
-
-    Per tile: dx = W1^T dpre (+ gres), written through dx's strides; the tile's weight-gradient
-    contributions are added into the program's own row of ``partial_ptr``, laid out as
-    [dW1 (E, C) | dW2 (L, E) | db1 (E) | db2 (L)], float32.
-    """
+    """One program, ``BLOCK_P`` pixels: dx = W1^T ((pre > 0) ⊙ W2^T dlow) (+ gres), written
+    through dx's strides; ``pre`` is recomputed chunk by chunk from x."""
     pid = tl.program_id(0)
-    n_programs = tl.num_programs(0)
+    pix = pid * BLOCK_P + tl.arange(0, BLOCK_P)
+    pix_ok = pix < n_pixels
     offs_c = tl.arange(0, C_PAD)
     offs_l = tl.arange(0, L_PAD)
     offs_e = tl.arange(0, BLOCK_E)
     c_ok = offs_c < C
     l_ok = offs_l < L
-    row = partial_ptr + pid.to(tl.int64) * partial_row
-    dw1_part = row
-    dw2_part = row + E * C
-    db1_part = dw2_part + L * E
-    db2_part = db1_part + E
+    pc_mask = pix_ok[:, None] & c_ok[None, :]
 
+    x_rows = _pixel_offsets(pix, HW, W, sx_n, sx_h, sx_w)
+    x = tl.load(x_ptr + x_rows[:, None] + offs_c[None, :] * sx_c, mask=pc_mask, other=0.0)
+    d_rows = _pixel_offsets(pix, HW, W, sd_n, sd_h, sd_w)
+    dlow = tl.load(
+        dlow_ptr + d_rows[:, None] + offs_l[None, :] * sd_c,
+        mask=pix_ok[:, None] & l_ok[None, :],
+        other=0.0,
+    )
+    if HAS_RESIDUAL_GRAD:
+        g_rows = _pixel_offsets(pix, HW, W, sg_n, sg_h, sg_w)
+        gres = tl.load(gres_ptr + g_rows[:, None] + offs_c[None, :] * sg_c, mask=pc_mask)
+        dx = gres.to(tl.float32)
+    else:
+        dx = tl.zeros((BLOCK_P, C_PAD), dtype=tl.float32)
+    for e0 in range(0, E, BLOCK_E):
+        e = e0 + offs_e
+        e_ok = e < E
+        pre, w1t = _wide_chunk(
+            x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION
+        )
+        dwide = _wide_grad_chunk(dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION)
+        dpre = tl.where(pre > 0.0, dwide, 0.0).to(x.dtype)
+        dx = tl.dot(dpre, tl.trans(w1t), dx, input_precision=DOT_PRECISION)
+    o_rows = _pixel_offsets(pix, HW, W, so_n, so_h, so_w)
+    tl.store(
+        dx_ptr + o_rows[:, None] + offs_c[None, :] * so_c,
+        dx.to(dx_ptr.dtype.element_ty),
+        mask=pc_mask,
+    )
+
+
+@triton.jit
+def pointwise_chain_bwd_weight_kernel(
+    x_ptr, dlow_ptr, w1_ptr, b1_ptr, w2_ptr, partial_ptr,
+    n_pixels, HW, W,
+    sx_n, sx_c, sx_h, sx_w,
+    sd_n, sd_c, sd_h, sd_w,
+    sw1_e, sw1_c, sw2_l, sw2_e,
+    C, E, L, partial_row,
+    C_PAD: tl.constexpr, L_PAD: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_E: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Program (chunk k, group g) owns wide channels e in [k*BLOCK_E, (k+1)*BLOCK_E) and pixel
+    tiles g, g + G, ... (G = groups); it sums their weight gradients in registers, in that fixed
+    order, and writes them once into its slice of row g of ``partial_ptr``, laid out as
+    [dW1 (E, C) | dW2 (L, E) | db1 (E) | db2 (L)] in float32 (chunk 0 also writes db2)."""
+    chunk = tl.program_id(0)
+    group = tl.program_id(1)
+    n_groups = tl.num_programs(1)
+    offs_c = tl.arange(0, C_PAD)
+    offs_l = tl.arange(0, L_PAD)
+    e = chunk * BLOCK_E + tl.arange(0, BLOCK_E)
+    c_ok = offs_c < C
+    l_ok = offs_l < L
+    e_ok = e < E
+
+    dw1 = tl.zeros((BLOCK_E, C_PAD), dtype=tl.float32)
+    dw2t = tl.zeros((BLOCK_E, L_PAD), dtype=tl.float32)
+    db1 = tl.zeros((BLOCK_E,), dtype=tl.float32)
+    db2 = tl.zeros((L_PAD,), dtype=tl.float32)
     n_tiles = tl.cdiv(n_pixels, BLOCK_P)
-    for tile in range(pid, n_tiles, n_programs):
-        not_first = tile != pid
+    for tile in range(group, n_tiles, n_groups):
         pix = tile * BLOCK_P + tl.arange(0, BLOCK_P)
         pix_ok = pix < n_pixels
-        pc_mask = pix_ok[:, None] & c_ok[None, :]
         x_rows = _pixel_offsets(pix, HW, W, sx_n, sx_h, sx_w)
-        x = tl.load(x_ptr + x_rows[:, None] + offs_c[None, :] * sx_c, mask=pc_mask, other=0.0)
+        x = tl.load(
+            x_ptr + x_rows[:, None] + offs_c[None, :] * sx_c,
+            mask=pix_ok[:, None] & c_ok[None, :],
+            other=0.0,
+        )
         d_rows = _pixel_offsets(pix, HW, W, sd_n, sd_h, sd_w)
         dlow = tl.load(
             dlow_ptr + d_rows[:, None] + offs_l[None, :] * sd_c,
             mask=pix_ok[:, None] & l_ok[None, :],
             other=0.0,
         )
-        if HAS_RESIDUAL_GRAD:
-            g_rows = _pixel_offsets(pix, HW, W, sg_n, sg_h, sg_w)
-            gres = tl.load(gres_ptr + g_rows[:, None] + offs_c[None, :] * sg_c, mask=pc_mask)
-            dx = gres.to(tl.float32)
-        else:
-            dx = tl.zeros((BLOCK_P, C_PAD), dtype=tl.float32)
-        for e0 in range(0, E, BLOCK_E):
-            e = e0 + offs_e
-            e_ok = e < E
-            ce_mask = c_ok[:, None] & e_ok[None, :]
-            le_mask = l_ok[:, None] & e_ok[None, :]
-            w1t = tl.load(
-                w1_ptr + e[None, :] * sw1_e + offs_c[:, None] * sw1_c, mask=ce_mask, other=0.0
-            )
-            b1 = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
-            pre = tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1[None, :]
-            wide = tl.maximum(pre, 0.0).to(x.dtype)
-            w2 = tl.load(
-                w2_ptr + offs_l[:, None] * sw2_l + e[None, :] * sw2_e, mask=le_mask, other=0.0
-            )
-            dwide = tl.dot(dlow, w2, input_precision=DOT_PRECISION)
-            dpre32 = tl.where(pre > 0.0, dwide, 0.0)
-            dpre = dpre32.to(x.dtype)
-            dx = tl.dot(dpre, tl.trans(w1t), dx, input_precision=DOT_PRECISION)
+        pre, _ = _wide_chunk(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION)
+        wide = tl.maximum(pre, 0.0).to(x.dtype)
+        dwide = _wide_grad_chunk(dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION)
+        dpre32 = tl.where(pre > 0.0, dwide, 0.0)
+        dpre = dpre32.to(x.dtype)
+        dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
+        dw2t = tl.dot(tl.trans(wide), dlow, dw2t, input_precision=DOT_PRECISION)
+        db1 += tl.sum(dpre32, axis=0)
+        db2 += tl.sum(dlow.to(tl.float32), axis=0)
 
-            dw1_ptrs = dw1_part + e[:, None] * C + offs_c[None, :]
-            ec_mask = e_ok[:, None] & c_ok[None, :]
-            dw1 = tl.dot(tl.trans(dpre), x, input_precision=DOT_PRECISION)
-            dw1 += tl.load(dw1_ptrs, mask=ec_mask & not_first, other=0.0)
-            tl.store(dw1_ptrs, dw1, mask=ec_mask)
-
-            dw2t_ptrs = dw2_part + offs_l[None, :] * E + e[:, None]
-            el_mask = e_ok[:, None] & l_ok[None, :]
-            dw2t = tl.dot(tl.trans(wide), dlow, input_precision=DOT_PRECISION)
-            dw2t += tl.load(dw2t_ptrs, mask=el_mask & not_first, other=0.0)
-            tl.store(dw2t_ptrs, dw2t, mask=el_mask)
-
-            db1 = tl.sum(dpre32, axis=0)
-            db1 += tl.load(db1_part + e, mask=e_ok & not_first, other=0.0)
-            tl.store(db1_part + e, db1, mask=e_ok)
-        db2 = tl.sum(dlow.to(tl.float32), axis=0)
-        db2 += tl.load(db2_part + offs_l, mask=l_ok & not_first, other=0.0)
-        tl.store(db2_part + offs_l, db2, mask=l_ok)
-
-        o_rows = _pixel_offsets(pix, HW, W, so_n, so_h, so_w)
-        tl.store(
-            dx_ptr + o_rows[:, None] + offs_c[None, :] * so_c,
-            dx.to(dx_ptr.dtype.element_ty),
-            mask=pc_mask,
-        )
-        # The next tile reads back this program's partial row: make every thread's writes visible.
-        tl.debug_barrier()
+    row = partial_ptr + group.to(tl.int64) * partial_row
+    tl.store(row + e[:, None] * C + offs_c[None, :], dw1, mask=e_ok[:, None] & c_ok[None, :])
+    dw2_part = row + E * C
+    tl.store(dw2_part + offs_l[None, :] * E + e[:, None], dw2t, mask=e_ok[:, None] & l_ok[None, :])
+    db1_part = dw2_part + L * E
+    tl.store(db1_part + e, db1, mask=e_ok)
+    tl.store(db1_part + E + offs_l, db2, mask=l_ok & (chunk == 0))
 
 
 @dataclass(frozen=True)
@@ -217,46 +269,57 @@ def padded_channels(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
 
 
-def chain_forward_config(channels: int, low: int) -> ChainConfig:
-    """Forward tile sizes for C = ``channels`` and L = ``low`` (zero register spills up to 128)."""
-    c_pad, l_pad = padded_channels(channels), padded_channels(low)
-    widest = max(c_pad, l_pad)
-    if widest <= 64:
-        return ChainConfig(c_pad, l_pad, block_p=128, block_e=64, num_warps=8, num_stages=2)
-    if widest <= 128:
-        return ChainConfig(c_pad, l_pad, block_p=64, block_e=32, num_warps=8, num_stages=2)
-    return ChainConfig(c_pad, l_pad, block_p=32, block_e=16, num_warps=8, num_stages=2)
+# Tile tables: (widest padded channel count up to which a row applies, (BLOCK_P, BLOCK_E,
+# num_warps, num_stages)). Per kernel and dot kind: "mma" for float16/bfloat16/TF32 dots on
+# tensor cores, "fma" for full-precision float32 dots (FMA, about twice the registers). Each
+# row is the largest tile with zero register spills on sm_80 and sm_90 (ptxas -v, see
+# aot_cases); rows are visited in order and the last one takes everything wider.
+_TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] = {
+    "forward": {
+        "mma": ((64, (128, 64, 8, 2)), (128, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
+        "fma": ((32, (64, 32, 8, 2)), (0, (32, 32, 8, 2))),
+    },
+    "input_grad": {
+        "mma": ((32, (128, 64, 8, 2)), (64, (64, 32, 8, 2)), (0, (32, 32, 8, 2))),
+        "fma": ((64, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
+    },
+    "weight_grad": {
+        "mma": ((32, (64, 32, 8, 2)), (64, (64, 16, 8, 2)), (0, (32, 16, 8, 2))),
+        "fma": ((32, (32, 16, 8, 2)), (0, (16, 16, 8, 1))),
+    },
+}
+STAGES = tuple(_TILES)
 
 
-def chain_backward_config(channels: int, low: int) -> ChainConfig:
-    """Backward tile sizes: more live tiles than forward (x, dl, dx, pre, dwide, two weight
-    gradients), so smaller ones; zero register spills up to 128 channels."""
+def chain_config(stage: str, channels: int, low: int, precision: str) -> ChainConfig:
+    """Launch configuration of one chain kernel (``stage`` in :data:`STAGES`) for C =
+    ``channels``, L = ``low`` and ``tl.dot`` input precision ``precision`` (see
+    :func:`dot_precision`); ``"ieee"`` means FMA dots for float32 (no effect on half types,
+    whose dots always run on tensor cores, so callers pass the dtype's own precision)."""
     c_pad, l_pad = padded_channels(channels), padded_channels(low)
     widest = max(c_pad, l_pad)
-    if widest <= 32:
-        return ChainConfig(c_pad, l_pad, block_p=64, block_e=32, num_warps=8, num_stages=1)
-    if widest <= 64:
-        return ChainConfig(c_pad, l_pad, block_p=64, block_e=16, num_warps=8, num_stages=1)
-    if widest <= 128:
-        return ChainConfig(c_pad, l_pad, block_p=32, block_e=16, num_warps=8, num_stages=1)
-    return ChainConfig(c_pad, l_pad, block_p=16, block_e=16, num_warps=8, num_stages=1)
+    rows = _TILES[stage]["fma" if precision == "ieee" else "mma"]
+    tile = next(tile for limit, tile in rows if widest <= limit or limit == 0)
+    return ChainConfig(c_pad, l_pad, *tile)
 
 
 def dot_precision(dtype: torch.dtype) -> str:
-    """``tl.dot`` input precision: TF32 for float32 only when cuDNN may use it, else full."""
-    if dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
-        return "tf32"
-    return "ieee"
+    """``tl.dot`` input precision: ``"ieee"`` for float32 unless cuDNN may use TF32 (the
+    reference's convolutions follow that flag); ``"tf32"`` otherwise (for float16 and
+    bfloat16 operands the setting has no effect: tensor cores multiply them exactly)."""
+    if dtype == torch.float32 and not torch.backends.cudnn.allow_tf32:
+        return "ieee"
+    return "tf32"
 
 
-def _backward_programs(n_tiles: int, device: torch.device) -> int:
-    """Programs of the backward kernel: one per SM on a GPU (its register use allows about one
-    resident program per SM), each looping over several pixel tiles."""
+def _weight_grad_groups(n_tiles: int, n_chunks: int, device: torch.device) -> int:
+    """Pixel-tile groups of the weight-gradient kernel (its grid is chunks x groups): about two
+    programs per SM on a GPU, each looping over several tiles; partial rows = groups."""
     if device.type == "cuda":
-        slots = torch.cuda.get_device_properties(device).multi_processor_count
+        programs = 2 * torch.cuda.get_device_properties(device).multi_processor_count
     else:
-        slots = 4
-    return max(1, min(n_tiles, slots))
+        programs = 4
+    return max(1, min(n_tiles, triton.cdiv(programs, n_chunks)))
 
 
 def _as_matrix(weight: Tensor) -> Tensor:
@@ -279,7 +342,8 @@ def pointwise_chain_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: T
     n_pixels = n * h * w
     if n_pixels == 0:
         return out
-    cfg = chain_forward_config(c, low)
+    precision = dot_precision(x.dtype)
+    cfg = chain_config("forward", c, low, precision)
     grid = (triton.cdiv(n_pixels, cfg.block_p),)
     pointwise_chain_fwd_kernel[grid](
         x, w1m, b1, w2m, b2, out,
@@ -288,8 +352,7 @@ def pointwise_chain_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: T
         *w1m.stride(), *w2m.stride(),
         c, e, low,
         C_PAD=cfg.c_pad, L_PAD=cfg.l_pad, BLOCK_P=cfg.block_p, BLOCK_E=cfg.block_e,
-        DOT_PRECISION=dot_precision(x.dtype),
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        DOT_PRECISION=precision, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )  # fmt: skip
     return out
 
@@ -316,24 +379,125 @@ def pointwise_chain_backward(
     e, low = w1m.shape[0], w2m.shape[0]
     dx = torch.empty_like(x, memory_format=torch.preserve_format)
     n_pixels = n * h * w
+    precision = dot_precision(x.dtype)
     partial_row = e * c + low * e + e + low
-    cfg = chain_backward_config(c, low)
-    n_programs = _backward_programs(triton.cdiv(n_pixels, cfg.block_p), x.device)
-    partials = torch.empty((n_programs, partial_row), device=x.device, dtype=torch.float32)
+    wcfg = chain_config("weight_grad", c, low, precision)
+    n_chunks = triton.cdiv(e, wcfg.block_e)
+    n_groups = _weight_grad_groups(triton.cdiv(n_pixels, wcfg.block_p), n_chunks, x.device)
+    partials = torch.empty((n_groups, partial_row), device=x.device, dtype=torch.float32)
     if n_pixels == 0:
         partials.zero_()
     else:
+        icfg = chain_config("input_grad", c, low, precision)
         gres = grad_residual if grad_residual is not None else x
-        pointwise_chain_bwd_kernel[(n_programs,)](
-            x, grad_low, gres, w1m, b1, w2m, dx, partials,
+        pointwise_chain_bwd_input_kernel[(triton.cdiv(n_pixels, icfg.block_p),)](
+            x, grad_low, gres, w1m, b1, w2m, dx,
             n_pixels, h * w, w,
             *x.stride(), *grad_low.stride(), *gres.stride(), *dx.stride(),
             *w1m.stride(), *w2m.stride(),
+            c, e, low,
+            C_PAD=icfg.c_pad, L_PAD=icfg.l_pad, BLOCK_P=icfg.block_p, BLOCK_E=icfg.block_e,
+            DOT_PRECISION=precision, HAS_RESIDUAL_GRAD=grad_residual is not None,
+            num_warps=icfg.num_warps, num_stages=icfg.num_stages,
+        )  # fmt: skip
+        pointwise_chain_bwd_weight_kernel[(n_chunks, n_groups)](
+            x, grad_low, w1m, b1, w2m, partials,
+            n_pixels, h * w, w,
+            *x.stride(), *grad_low.stride(),
+            *w1m.stride(), *w2m.stride(),
             c, e, low, partial_row,
-            C_PAD=cfg.c_pad, L_PAD=cfg.l_pad, BLOCK_P=cfg.block_p, BLOCK_E=cfg.block_e,
-            DOT_PRECISION=dot_precision(x.dtype), HAS_RESIDUAL_GRAD=grad_residual is not None,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            C_PAD=wcfg.c_pad, L_PAD=wcfg.l_pad, BLOCK_P=wcfg.block_p, BLOCK_E=wcfg.block_e,
+            DOT_PRECISION=precision, num_warps=wcfg.num_warps, num_stages=wcfg.num_stages,
         )  # fmt: skip
     grads = partials.sum(dim=0).to(x.dtype)
     dw1, dw2, db1, db2 = torch.split(grads, [e * c, low * e, e, low])
     return dx, dw1.view(w1.shape), db1, dw2.view(w2.shape), db2
+
+
+_STAGE_KERNELS = {
+    "forward": pointwise_chain_fwd_kernel,
+    "input_grad": pointwise_chain_bwd_input_kernel,
+    "weight_grad": pointwise_chain_bwd_weight_kernel,
+}
+# Operand types per dot kind of the tile tables.
+_AOT_DTYPES = {
+    "mma": ((torch.float16, "tf32"), (torch.bfloat16, "tf32"), (torch.float32, "tf32")),
+    "fma": ((torch.float32, "ieee"),),
+}
+_TENSOR_CORE_PTX = {80: "mma.sync", 90: "wgmma"}
+# The variant that runs in the package: channels_last activations and contiguous weights have
+# unit channel strides, which Triton's launcher turns into constants.
+_CHANNELS_LAST_UNIT_STRIDES = ("sx_c", "sd_c", "sg_c", "so_c", "sw1_c", "sw2_e")
+
+
+def _aot_signature(kernel: triton.runtime.JITFunction, dtype: torch.dtype) -> dict[str, str]:
+    """Runtime argument types: int32 sizes and strides; pointers of ``dtype`` (float32 partials)."""
+    sig = {}
+    for param in kernel.params:
+        if param.is_constexpr:
+            continue
+        if param.name.endswith("_ptr"):
+            sig[param.name] = pointer_type(torch.float32 if param.name == "partial_ptr" else dtype)
+        else:
+            sig[param.name] = "i32"
+    return sig
+
+
+def _aot_case(
+    kernel: triton.runtime.JITFunction,
+    cfg: ChainConfig,
+    dtype: torch.dtype,
+    precision: str,
+    **flags: bool,
+) -> AotCase:
+    tensor_cores = dtype != torch.float32 or precision == "tf32"
+    name = (
+        f"{kernel.__name__}-{str(dtype)[6:]}-{precision}-c{cfg.c_pad}l{cfg.l_pad}"
+        f"p{cfg.block_p}e{cfg.block_e}w{cfg.num_warps}s{cfg.num_stages}"
+        + "".join(f"-{k.lower()}{int(v)}" for k, v in flags.items())
+    )
+    unit_strides = {name: 1 for name in _CHANNELS_LAST_UNIT_STRIDES if name in kernel.arg_names}
+    signature = {k: v for k, v in _aot_signature(kernel, dtype).items() if k not in unit_strides}
+    return AotCase(
+        name=name,
+        kernel=kernel,
+        signature=signature,
+        constexprs=dict(
+            C_PAD=cfg.c_pad,
+            L_PAD=cfg.l_pad,
+            BLOCK_P=cfg.block_p,
+            BLOCK_E=cfg.block_e,
+            DOT_PRECISION=precision,
+            **flags,
+            **unit_strides,
+        ),  # fmt: skip
+        num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages,
+        expect_ptx=_TENSOR_CORE_PTX if tensor_cores else {},
+    )
+
+
+def aot_cases() -> list[AotCase]:
+    """Every (kernel, dtype, dot precision, tile) the chain launchers can pick: each row of
+    the tile tables at its widest channel count (256 for the open-ended last row), plus the
+    narrowest padding (C = 16) and a low-rank width narrower than C, in float16."""
+    cases = []
+    for stage, kernel in _STAGE_KERNELS.items():
+        flags = {"HAS_RESIDUAL_GRAD": True} if stage == "input_grad" else {}
+        for kind, rows in _TILES[stage].items():
+            widths = [limit or 2 * rows[-2][0] for limit, _ in rows]
+            for width in widths:
+                for dtype, precision in _AOT_DTYPES[kind]:
+                    cfg = chain_config(stage, width, width, precision)
+                    cases.append(_aot_case(kernel, cfg, dtype, precision, **flags))
+        for c, low in ((16, 12), (64, 32)):
+            cfg = chain_config(stage, c, low, "tf32")
+            cases.append(_aot_case(kernel, cfg, torch.float16, "tf32", **flags))
+    # The input-gradient launcher's other variant: no residual gradient to add.
+    cfg = chain_config("input_grad", 32, 25, "tf32")
+    cases.append(
+        _aot_case(
+            pointwise_chain_bwd_input_kernel, cfg, torch.float16, "tf32", HAS_RESIDUAL_GRAD=False
+        )
+    )
+    return cases
