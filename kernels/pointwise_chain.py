@@ -252,6 +252,31 @@ def pointwise_chain_bwd_weight_kernel(
     tl.store(db1_part + E + offs_l, db2, mask=l_ok & (chunk == 0))
 
 
+@triton.jit
+def chain_grad_sum_kernel(
+    partial_ptr, dw1_ptr, dw2_ptr, db1_ptr, db2_ptr,
+    n_rows, partial_row, end_w1, end_w2, end_b1,
+    BLOCK: tl.constexpr,
+):  # fmt: skip
+    """Column sums of the partial rows, added in row order 0, 1, ... (deterministic), split
+    into the four gradients [dW1 | dW2 | db1 | db2] and written in their pointers' dtype."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < partial_row
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    ptrs = partial_ptr + offs
+    for _ in range(0, n_rows):
+        acc += tl.load(ptrs, mask=ok, other=0.0)
+        ptrs += partial_row
+    in_w1 = offs < end_w1
+    in_w2 = (offs >= end_w1) & (offs < end_w2)
+    in_b1 = (offs >= end_w2) & (offs < end_b1)
+    in_b2 = (offs >= end_b1) & ok
+    tl.store(dw1_ptr + offs, acc.to(dw1_ptr.dtype.element_ty), mask=in_w1)
+    tl.store(dw2_ptr + (offs - end_w1), acc.to(dw2_ptr.dtype.element_ty), mask=in_w2)
+    tl.store(db1_ptr + (offs - end_w2), acc.to(db1_ptr.dtype.element_ty), mask=in_b1)
+    tl.store(db2_ptr + (offs - end_b1), acc.to(db2_ptr.dtype.element_ty), mask=in_b2)
+
+
 @dataclass(frozen=True)
 class ChainConfig:
     """Launch configuration of the chain kernels (all compile-time values but the dot precision)."""
@@ -289,6 +314,8 @@ _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] 
     },
 }
 STAGES = tuple(_TILES)
+GRAD_SUM_BLOCK = 1024
+GRAD_SUM_WARPS = 4
 
 
 def chain_config(stage: str, channels: int, low: int, precision: str) -> ChainConfig:
@@ -372,7 +399,8 @@ def pointwise_chain_backward(
     residual connection around the chain). All of x's dtype and device.
 
     Returns ``(dx, dw1, db1, dw2, db2)``: dx like x (its memory format), weight gradients shaped
-    like w1, b1, w2, (L,) in x's dtype, reduced in float32 in a fixed order (deterministic).
+    like w1, b1, w2, (L,) (contiguous) in x's dtype, summed in float32 in a fixed order
+    (deterministic). Five separate tensors: none is a view of another.
     """
     n, c, h, w = x.shape
     w1m, w2m = _as_matrix(w1), _as_matrix(w2)
@@ -409,9 +437,14 @@ def pointwise_chain_backward(
             C_PAD=wcfg.c_pad, L_PAD=wcfg.l_pad, BLOCK_P=wcfg.block_p, BLOCK_E=wcfg.block_e,
             DOT_PRECISION=precision, num_warps=wcfg.num_warps, num_stages=wcfg.num_stages,
         )  # fmt: skip
-    grads = partials.sum(dim=0).to(x.dtype)
-    dw1, dw2, db1, db2 = torch.split(grads, [e * c, low * e, e, low])
-    return dx, dw1.view(w1.shape), db1, dw2.view(w2.shape), db2
+    dw1, db1, dw2 = (torch.empty(t.shape, device=x.device, dtype=x.dtype) for t in (w1, b1, w2))
+    db2 = torch.empty((low,), device=x.device, dtype=x.dtype)
+    chain_grad_sum_kernel[(triton.cdiv(partial_row, GRAD_SUM_BLOCK),)](
+        partials, dw1, dw2, db1, db2,
+        n_groups, partial_row, e * c, e * c + low * e, e * c + low * e + e,
+        BLOCK=GRAD_SUM_BLOCK, num_warps=GRAD_SUM_WARPS,
+    )  # fmt: skip
+    return dx, dw1, db1, dw2, db2
 
 
 _STAGE_KERNELS = {
@@ -493,6 +526,19 @@ def aot_cases() -> list[AotCase]:
         for c, low in ((16, 12), (64, 32)):
             cfg = chain_config(stage, c, low, "tf32")
             cases.append(_aot_case(kernel, cfg, torch.float16, "tf32", **flags))
+    for dtype, _ in _AOT_DTYPES["mma"]:
+        signature = _aot_signature(chain_grad_sum_kernel, dtype)
+        signature["partial_ptr"] = pointer_type(torch.float32)
+        cases.append(
+            AotCase(
+                name=f"chain_grad_sum_kernel-{str(dtype)[6:]}",
+                kernel=chain_grad_sum_kernel,
+                signature=signature,
+                constexprs={"BLOCK": GRAD_SUM_BLOCK},
+                num_warps=GRAD_SUM_WARPS,
+                num_stages=1,
+            )
+        )
     # The input-gradient launcher's other variant: no residual gradient to add.
     cfg = chain_config("input_grad", 32, 25, "tf32")
     cases.append(
