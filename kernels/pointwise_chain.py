@@ -23,6 +23,7 @@ No atomics.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -34,9 +35,11 @@ from .aot import AotCase, pointer_type
 
 __all__ = [
     "STAGES",
+    "STAGE_KERNELS",
     "ChainConfig",
     "aot_cases",
     "chain_config",
+    "dot_kind",
     "dot_precision",
     "padded_channels",
     "pointwise_chain_backward",
@@ -295,37 +298,49 @@ def padded_channels(n: int) -> int:
 
 
 # Tile tables: (widest padded channel count up to which a row applies, (BLOCK_P, BLOCK_E,
-# num_warps, num_stages)). Per kernel and dot kind: "mma" for float16/bfloat16/TF32 dots on
-# tensor cores, "fma" for full-precision float32 dots (FMA, about twice the registers). Each
-# row is the largest tile with zero register spills on sm_80 and sm_90 (ptxas -v, see
-# aot_cases); rows are visited in order and the last one takes everything wider.
+# num_warps, num_stages)), per kernel and dot kind: "half" for float16/bfloat16 operands, "tf32"
+# for float32 on TF32 tensor cores, "ieee" for full-precision float32 (FMA dots). Each row is
+# the largest tile found with zero register spills on sm_80 and sm_90 (ptxas -v of aot_cases);
+# rows are visited in order and the last one (limit 0) takes everything wider.
 _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] = {
     "forward": {
-        "mma": ((64, (128, 64, 8, 2)), (128, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
-        "fma": ((32, (64, 32, 8, 2)), (0, (32, 32, 8, 2))),
+        "half": ((64, (128, 64, 8, 2)), (128, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
+        "tf32": ((64, (128, 64, 8, 2)), (128, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
+        "ieee": ((32, (64, 32, 8, 2)), (0, (32, 32, 8, 2))),
     },
     "input_grad": {
-        "mma": ((32, (128, 64, 8, 2)), (64, (64, 32, 8, 2)), (0, (32, 32, 8, 2))),
-        "fma": ((64, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
+        "half": (
+            (32, (128, 64, 8, 2)), (64, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (16, 16, 8, 2))
+        ),
+        "tf32": (
+            (32, (128, 64, 8, 2)), (64, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (16, 16, 8, 2))
+        ),
+        "ieee": ((64, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
     },
     "weight_grad": {
-        "mma": ((32, (64, 32, 8, 2)), (64, (64, 16, 8, 2)), (0, (32, 16, 8, 2))),
-        "fma": ((32, (32, 16, 8, 2)), (0, (16, 16, 8, 1))),
+        "half": ((64, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
+        "tf32": ((32, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
+        "ieee": ((32, (16, 16, 8, 2)), (128, (16, 16, 4, 1)), (0, (16, 16, 4, 1))),
     },
-}
+}  # fmt: skip
 STAGES = tuple(_TILES)
 GRAD_SUM_BLOCK = 1024
 GRAD_SUM_WARPS = 4
 
 
-def chain_config(stage: str, channels: int, low: int, precision: str) -> ChainConfig:
+def dot_kind(dtype: torch.dtype, precision: str) -> str:
+    """Row set of the tile tables: "half", "tf32" or "ieee" (full-precision float32)."""
+    return precision if dtype == torch.float32 else "half"
+
+
+def chain_config(
+    stage: str, channels: int, low: int, dtype: torch.dtype, precision: str
+) -> ChainConfig:
     """Launch configuration of one chain kernel (``stage`` in :data:`STAGES`) for C =
-    ``channels``, L = ``low`` and ``tl.dot`` input precision ``precision`` (see
-    :func:`dot_precision`); ``"ieee"`` means FMA dots for float32 (no effect on half types,
-    whose dots always run on tensor cores, so callers pass the dtype's own precision)."""
+    ``channels``, L = ``low``, operands of ``dtype`` and ``tl.dot`` input ``precision``."""
     c_pad, l_pad = padded_channels(channels), padded_channels(low)
     widest = max(c_pad, l_pad)
-    rows = _TILES[stage]["fma" if precision == "ieee" else "mma"]
+    rows = _TILES[stage][dot_kind(dtype, precision)]
     tile = next(tile for limit, tile in rows if widest <= limit or limit == 0)
     return ChainConfig(c_pad, l_pad, *tile)
 
@@ -349,6 +364,16 @@ def _weight_grad_groups(n_tiles: int, n_chunks: int, device: torch.device) -> in
     return max(1, min(n_tiles, triton.cdiv(programs, n_chunks)))
 
 
+def _empty(
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Tensor:
+    """Every buffer the launchers hand to a kernel is allocated here (and only here)."""
+    return torch.empty(shape, dtype=dtype, device=device, memory_format=memory_format)
+
+
 def _as_matrix(weight: Tensor) -> Tensor:
     """A 1x1 conv weight (out, in, 1, 1) as the (out, in) matrix view (no copy)."""
     return weight.reshape(weight.shape[0], weight.shape[1])
@@ -363,14 +388,12 @@ def pointwise_chain_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: T
     n, c, h, w = x.shape
     w1m, w2m = _as_matrix(w1), _as_matrix(w2)
     e, low = w1m.shape[0], w2m.shape[0]
-    out = torch.empty(
-        (n, low, h, w), device=x.device, dtype=x.dtype, memory_format=torch.channels_last
-    )
+    out = _empty((n, low, h, w), x.dtype, x.device, torch.channels_last)
     n_pixels = n * h * w
     if n_pixels == 0:
         return out
     precision = dot_precision(x.dtype)
-    cfg = chain_config("forward", c, low, precision)
+    cfg = chain_config("forward", c, low, x.dtype, precision)
     grid = (triton.cdiv(n_pixels, cfg.block_p),)
     pointwise_chain_fwd_kernel[grid](
         x, w1m, b1, w2m, b2, out,
@@ -398,25 +421,25 @@ def pointwise_chain_backward(
     w2: (L, E, 1, 1); grad_residual: None or (N, C, H, W), added to dx (the gradient of a
     residual connection around the chain). All of x's dtype and device.
 
-    Returns ``(dx, dw1, db1, dw2, db2)``: dx like x (its memory format), weight gradients shaped
+    Returns ``(dx, dw1, db1, dw2, db2)``: dx (N, C, H, W) channels_last, weight gradients shaped
     like w1, b1, w2, (L,) (contiguous) in x's dtype, summed in float32 in a fixed order
     (deterministic). Five separate tensors: none is a view of another.
     """
     n, c, h, w = x.shape
     w1m, w2m = _as_matrix(w1), _as_matrix(w2)
     e, low = w1m.shape[0], w2m.shape[0]
-    dx = torch.empty_like(x, memory_format=torch.preserve_format)
+    dx = _empty(tuple(x.shape), x.dtype, x.device, torch.channels_last)
     n_pixels = n * h * w
     precision = dot_precision(x.dtype)
     partial_row = e * c + low * e + e + low
-    wcfg = chain_config("weight_grad", c, low, precision)
+    wcfg = chain_config("weight_grad", c, low, x.dtype, precision)
     n_chunks = triton.cdiv(e, wcfg.block_e)
     n_groups = _weight_grad_groups(triton.cdiv(n_pixels, wcfg.block_p), n_chunks, x.device)
-    partials = torch.empty((n_groups, partial_row), device=x.device, dtype=torch.float32)
+    partials = _empty((n_groups, partial_row), torch.float32, x.device)
     if n_pixels == 0:
         partials.zero_()
     else:
-        icfg = chain_config("input_grad", c, low, precision)
+        icfg = chain_config("input_grad", c, low, x.dtype, precision)
         gres = grad_residual if grad_residual is not None else x
         pointwise_chain_bwd_input_kernel[(triton.cdiv(n_pixels, icfg.block_p),)](
             x, grad_low, gres, w1m, b1, w2m, dx,
@@ -437,8 +460,8 @@ def pointwise_chain_backward(
             C_PAD=wcfg.c_pad, L_PAD=wcfg.l_pad, BLOCK_P=wcfg.block_p, BLOCK_E=wcfg.block_e,
             DOT_PRECISION=precision, num_warps=wcfg.num_warps, num_stages=wcfg.num_stages,
         )  # fmt: skip
-    dw1, db1, dw2 = (torch.empty(t.shape, device=x.device, dtype=x.dtype) for t in (w1, b1, w2))
-    db2 = torch.empty((low,), device=x.device, dtype=x.dtype)
+    dw1, db1, dw2 = (_empty(tuple(t.shape), x.dtype, x.device) for t in (w1, b1, w2))
+    db2 = _empty((low,), x.dtype, x.device)
     chain_grad_sum_kernel[(triton.cdiv(partial_row, GRAD_SUM_BLOCK),)](
         partials, dw1, dw2, db1, db2,
         n_groups, partial_row, e * c, e * c + low * e, e * c + low * e + e,
@@ -447,15 +470,16 @@ def pointwise_chain_backward(
     return dx, dw1, db1, dw2, db2
 
 
-_STAGE_KERNELS = {
+STAGE_KERNELS = {
     "forward": pointwise_chain_fwd_kernel,
     "input_grad": pointwise_chain_bwd_input_kernel,
     "weight_grad": pointwise_chain_bwd_weight_kernel,
 }
 # Operand types per dot kind of the tile tables.
 _AOT_DTYPES = {
-    "mma": ((torch.float16, "tf32"), (torch.bfloat16, "tf32"), (torch.float32, "tf32")),
-    "fma": ((torch.float32, "ieee"),),
+    "half": ((torch.float16, "tf32"), (torch.bfloat16, "tf32")),
+    "tf32": ((torch.float32, "tf32"),),
+    "ieee": ((torch.float32, "ieee"),),
 }
 _TENSOR_CORE_PTX = {80: "mma.sync", 90: "wgmma"}
 # The variant that runs in the package: channels_last activations and contiguous weights have
@@ -466,13 +490,13 @@ _CHANNELS_LAST_UNIT_STRIDES = ("sx_c", "sd_c", "sg_c", "so_c", "sw1_c", "sw2_e")
 def _aot_signature(kernel: triton.runtime.JITFunction, dtype: torch.dtype) -> dict[str, str]:
     """Runtime argument types: int32 sizes and strides; pointers of ``dtype`` (float32 partials)."""
     sig = {}
-    for param in kernel.params:
-        if param.is_constexpr:
+    for name, param in inspect.signature(kernel.fn).parameters.items():
+        if "constexpr" in str(param.annotation):
             continue
-        if param.name.endswith("_ptr"):
-            sig[param.name] = pointer_type(torch.float32 if param.name == "partial_ptr" else dtype)
+        if name.endswith("_ptr"):
+            sig[name] = pointer_type(torch.float32 if name == "partial_ptr" else dtype)
         else:
-            sig[param.name] = "i32"
+            sig[name] = "i32"
     return sig
 
 
@@ -512,21 +536,26 @@ def _aot_case(
 
 def aot_cases() -> list[AotCase]:
     """Every (kernel, dtype, dot precision, tile) the chain launchers can pick: each row of
-    the tile tables at its widest channel count (256 for the open-ended last row), plus the
-    narrowest padding (C = 16) and a low-rank width narrower than C, in float16."""
+    the tile tables at its widest channel count (twice the previous limit for the open-ended
+    last row), plus the narrowest padding (C = 16) and a low-rank width narrower than C, and
+    the gradient-sum kernel per output dtype."""
     cases = []
-    for stage, kernel in _STAGE_KERNELS.items():
+    for stage, kernel in STAGE_KERNELS.items():
         flags = {"HAS_RESIDUAL_GRAD": True} if stage == "input_grad" else {}
         for kind, rows in _TILES[stage].items():
-            widths = [limit or 2 * rows[-2][0] for limit, _ in rows]
-            for width in widths:
+            for limit, _ in rows:
+                width = limit or 2 * rows[-2][0]
                 for dtype, precision in _AOT_DTYPES[kind]:
-                    cfg = chain_config(stage, width, width, precision)
+                    cfg = chain_config(stage, width, width, dtype, precision)
                     cases.append(_aot_case(kernel, cfg, dtype, precision, **flags))
         for c, low in ((16, 12), (64, 32)):
-            cfg = chain_config(stage, c, low, "tf32")
+            cfg = chain_config(stage, c, low, torch.float16, "tf32")
             cases.append(_aot_case(kernel, cfg, torch.float16, "tf32", **flags))
-    for dtype, _ in _AOT_DTYPES["mma"]:
+    # The input-gradient launcher's other variant: no residual gradient to add.
+    cfg = chain_config("input_grad", 32, 25, torch.float16, "tf32")
+    kernel = pointwise_chain_bwd_input_kernel
+    cases.append(_aot_case(kernel, cfg, torch.float16, "tf32", HAS_RESIDUAL_GRAD=False))
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
         signature = _aot_signature(chain_grad_sum_kernel, dtype)
         signature["partial_ptr"] = pointer_type(torch.float32)
         cases.append(
@@ -539,11 +568,4 @@ def aot_cases() -> list[AotCase]:
                 num_stages=1,
             )
         )
-    # The input-gradient launcher's other variant: no residual gradient to add.
-    cfg = chain_config("input_grad", 32, 25, "tf32")
-    cases.append(
-        _aot_case(
-            pointwise_chain_bwd_input_kernel, cfg, torch.float16, "tf32", HAS_RESIDUAL_GRAD=False
-        )
-    )
     return cases

@@ -157,7 +157,7 @@ def _wdsr_b_block_backward_fake(
         return torch.empty(t.shape, dtype=x.dtype, device=x.device)
 
     return (
-        torch.empty_like(x, memory_format=torch.preserve_format),
+        torch.empty_like(x, memory_format=torch.channels_last),
         like(w1),
         like(b1),
         like(w2),
