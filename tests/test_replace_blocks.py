@@ -210,7 +210,7 @@ def test_blocks_without_weight_norm_are_left_alone(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.INFO, logger="wdsr_fast.replace"):
         replace_blocks(model, backend="torch")
     assert [type(b) for b in model.blocks] == [ForeignBlock, ForeignBlock]
-    assert "'blocks.0' left as it is: its convs have no weight norm" in caplog.text
+    assert "'blocks.0' is not swapped: its convs have no weight norm over dim 0" in caplog.text
     assert "swapped 0 block(s)" in caplog.text
 
 

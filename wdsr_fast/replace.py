@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 FilterFn = Callable[[nn.Module, str], bool]
 
 
-def weight_norm_parts(module: nn.Module) -> tuple[Tensor, Tensor, Tensor] | None:
+def _weight_norm_parts(module: nn.Module) -> tuple[Tensor, Tensor, Tensor] | None:
     """``(g, v, bias)`` of a weight-normalised conv in any of the three forms, else None.
 
     ``g`` (out, 1, 1, 1), ``v`` (out, in, k, k), ``bias`` (out,); the norm is over dim 0's
@@ -73,7 +73,7 @@ def weight_norm_parts(module: nn.Module) -> tuple[Tensor, Tensor, Tensor] | None
     return None
 
 
-def _plain_conv_layout(module: nn.Module) -> tuple[int, int, int, int] | None:
+def _conv_layout(module: nn.Module) -> tuple[int, int, int, int] | None:
     """``(in, out, kernel, padding)`` of a square, stride-1, ungrouped, zero-padded conv."""
     if isinstance(module, WeightNormConv2d):
         return module.in_channels, module.out_channels, module.kernel_size, module.padding
@@ -95,7 +95,7 @@ def _plain_conv_layout(module: nn.Module) -> tuple[int, int, int, int] | None:
 
 def _body_kind(body: nn.Sequential) -> str | None:
     """``"B"`` or ``"A"`` when ``body`` has that block's layers and channel chain, else None."""
-    layouts = [_plain_conv_layout(m) for m in body]
+    layouts = [_conv_layout(m) for m in body]
     if len(body) == 4 and isinstance(body[1], nn.ReLU) and None not in (layouts[0], *layouts[2:]):
         (c, e, k1, p1), (e2, low, k2, p2), (low2, c2, k3, p3) = layouts[0], *layouts[2:]
         chain_ok = e2 == e and low2 == low and c2 == c
@@ -113,15 +113,13 @@ def _block_kind(module: nn.Module, name: str) -> str | None:
     if isinstance(module, ResidualBlock):
         return None
     body, res_scale = getattr(module, "body", None), getattr(module, "res_scale", None)
-    if not isinstance(body, nn.Sequential) or isinstance(res_scale, bool):
-        return None
-    if not isinstance(res_scale, Real):
+    if not isinstance(body, nn.Sequential) or not isinstance(res_scale, Real):
         return None
     kind = _body_kind(body)
-    if kind is None:
+    if kind is None or isinstance(res_scale, bool):
         return None
-    if any(weight_norm_parts(body[i]) is None for i in range(len(body)) if i != 1):
-        logger.info("replace_blocks: %r left as it is: its convs have no weight norm", name)
+    if any(_weight_norm_parts(body[i]) is None for i in range(len(body)) if i != 1):
+        logger.info("%r is not swapped: its convs have no weight norm over dim 0", name)
         return None
     return kind
 
@@ -141,7 +139,7 @@ class _AdoptedBody:
     def effective_parameters(self) -> list[Tensor]:
         params: list[Tensor] = []
         for module in self.body:
-            parts = weight_norm_parts(module)
+            parts = _weight_norm_parts(module)
             if parts is not None:
                 g, v, bias = parts
                 params += [fold_weight_norm(g, v), bias]
