@@ -92,11 +92,16 @@ def _ast_source(case: AotCase) -> ASTSource:
     return ASTSource(fn=case.kernel, signature=signature, constants=case.constexprs)
 
 
-def compile_case(case: AotCase, arch: int) -> dict[str, object]:
-    """Compile ``case`` for ``sm_<arch>``; returns Triton's ``asm`` dict (``ptx``, ``cubin``...)."""
+def compile_case(case: AotCase, arch: int) -> triton.compiler.CompiledKernel:
+    """Compile ``case`` for ``sm_<arch>``: ``.asm`` holds ``ptx`` and ``cubin``, ``.metadata``
+    the shared memory the kernel needs."""
     target = GPUTarget("cuda", arch, 32)
     options = {"num_warps": case.num_warps, "num_stages": case.num_stages}
-    return triton.compile(_ast_source(case), target=target, options=options).asm
+    return triton.compile(_ast_source(case), target=target, options=options)
+
+
+# Most shared memory one block may use (bytes): sm_80 (A100) and sm_90 (H100) opt-in limits.
+MAX_SHARED_BYTES = {80: 163 * 1024, 90: 227 * 1024}
 
 
 def ptxas_path() -> str:
@@ -138,12 +143,14 @@ def ptxas_usage(ptx: str, arch: int) -> PtxasUsage:
 
 def case_report(module_name: str, index: int, arch: int) -> dict[str, object]:
     """Compile case ``index`` of ``module_name.aot_cases()`` for ``sm_<arch>``; a JSON-ready
-    record: name, arch, registers, spill bytes, missing expected PTX, or the error."""
+    record: name, arch, registers, spill bytes, shared memory, missing expected PTX, or the
+    error."""
     module = importlib.import_module(module_name)
     case = module.aot_cases()[index]
     record: dict[str, object] = {"module": module_name, "name": case.name, "arch": arch}
     try:
-        asm = compile_case(case, arch)
+        kernel = compile_case(case, arch)
+        asm = kernel.asm
         usage = ptxas_usage(asm["ptx"], arch)
     except Exception as exc:  # reported per case, so one failure does not hide the others
         record["error"] = f"{type(exc).__name__}: {exc}"
@@ -153,6 +160,8 @@ def case_report(module_name: str, index: int, arch: int) -> dict[str, object]:
         spill_stores=usage.spill_stores,
         spill_loads=usage.spill_loads,
         cubin_bytes=len(asm.get("cubin", b"")),
+        shared_bytes=kernel.metadata.shared,
+        max_shared_bytes=MAX_SHARED_BYTES[arch],
         missing_ptx=[] if case.expect_ptx.get(arch, "") in asm["ptx"] else [case.expect_ptx[arch]],
     )
     return record
@@ -187,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
             json.dump(records, f, indent=1)
     for r in records:
         usage = r.get("error") or (
-            f"{r['registers']:3d} registers, spills {r['spill_stores']}/{r['spill_loads']} B"
+            f"{r['registers']:3d} registers, spills {r['spill_stores']}/{r['spill_loads']} B,"
+            f" shared {r['shared_bytes']} B"
         )
         print(f"sm_{r['arch']}  {r['name']:<70} {usage}")
 
