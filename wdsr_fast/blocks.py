@@ -9,7 +9,6 @@ carries gradients on into ``weight_g`` and ``weight_v``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import torch
@@ -99,6 +98,20 @@ def wdsr_a_block_torch(
     return torch.add(x, F.conv2d(wide, w2, b2, padding=1), alpha=res_scale)
 
 
+# The fused ops import triton, so they are imported on first use. A local import statement (not
+# importlib, which torch.compile refuses to trace) keeps them usable under fullgraph compiles.
+def _fused_wdsr_b_block(*args: Tensor | float) -> Tensor:
+    from wdsr_fast.ops.wdsr_b_block import wdsr_b_block
+
+    return wdsr_b_block(*args)
+
+
+def _fused_wdsr_a_block(*args: Tensor | float) -> Tensor:
+    from wdsr_fast.ops.wdsr_a_block import wdsr_a_block
+
+    return wdsr_a_block(*args)
+
+
 class ResidualBlock(nn.Module):
     """``out = x + res_scale * body(x)``, body a Sequential of WeightNormConv2d and one ReLU."""
 
@@ -108,10 +121,9 @@ class ResidualBlock(nn.Module):
         self.res_scale = float(res_scale)
         self.backend = check_backend(backend)
 
-    # Set by each block type: its plain-PyTorch function, and "module:function" of its fused op
-    # (imported on first use, so that triton is only imported when the fused path runs).
+    # Set by each block type: its plain-PyTorch function, and a function calling its fused op.
     torch_block: Callable[..., Tensor]
-    fused_block: str
+    fused_block: Callable[..., Tensor]
 
     def effective_parameters(self) -> list[Tensor]:
         """``[w1, b1, w2, b2, ...]``: each conv's folded weight and its bias, in body order."""
@@ -124,8 +136,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         params = self.effective_parameters()
         if resolve_backend(self.backend, x.device) == "triton":
-            module, name = self.fused_block.split(":")
-            return getattr(importlib.import_module(module), name)(x, *params, self.res_scale)
+            return self.fused_block(x, *params, self.res_scale)
         return self.torch_block(x, *params, self.res_scale)
 
     def extra_repr(self) -> str:
@@ -139,7 +150,7 @@ class WDSRBBlock(ResidualBlock):
     """
 
     torch_block = staticmethod(wdsr_b_block_torch)
-    fused_block = "wdsr_fast.ops.wdsr_b_block:wdsr_b_block"
+    fused_block = staticmethod(_fused_wdsr_b_block)
 
     def __init__(
         self,
@@ -166,7 +177,7 @@ class WDSRABlock(ResidualBlock):
     """
 
     torch_block = staticmethod(wdsr_a_block_torch)
-    fused_block = "wdsr_fast.ops.wdsr_a_block:wdsr_a_block"
+    fused_block = staticmethod(_fused_wdsr_a_block)
 
     def __init__(
         self, n_feats: int, block_feats: int, res_scale: float = 1.0, backend: str = "auto"
