@@ -1,0 +1,48 @@
+"""Autocast rule for custom ops: cast to the autocast dtype that is active at the call.
+
+Inside ``torch.autocast(device_type, dtype=...)``, an op registered here sees its floating
+tensor arguments on that device (float64 excepted, as autocast does) cast to ``dtype``, then
+runs with autocast off -- the treatment autocast gives convolutions. The rule sits on the
+op's ``Autocast<Device>`` dispatch key, so it applies to ``torch.ops`` calls, ``torch.compile``
+and ``torch.export`` alike. ``torch.library.register_autocast`` is not used because it fixes
+one cast dtype per device at registration, which would turn bfloat16 autocast into float16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+_AUTOCAST_KEYS = {"cuda": "AutocastCUDA", "cpu": "AutocastCPU"}
+_LIBRARIES: list[torch.library.Library] = []
+
+
+def _cast(value: object, device_type: str, dtype: torch.dtype) -> object:
+    if (
+        isinstance(value, Tensor)
+        and value.is_floating_point()
+        and value.dtype != torch.float64
+        and value.device.type == device_type
+    ):
+        return value.to(dtype)
+    return value
+
+
+def register_autocast_to_active_dtype(
+    op: Callable[..., object], qualname: str, device_types: tuple[str, ...] = ("cuda", "cpu")
+) -> None:
+    """Register the rule for ``qualname`` (``"namespace::name"``, whose overload ``op``
+    redispatches to) on every device type of ``device_types``."""
+    namespace, name = qualname.split("::")
+    lib = torch.library.Library(namespace, "FRAGMENT")
+    _LIBRARIES.append(lib)  # registrations live as long as their Library object
+    for device_type in device_types:
+
+        def autocast_kernel(*args: object, device_type: str = device_type) -> object:
+            dtype = torch.get_autocast_dtype(device_type)
+            with torch.autocast(device_type, enabled=False):
+                return op(*(_cast(a, device_type, dtype) for a in args))
+
+        lib.impl(name, autocast_kernel, _AUTOCAST_KEYS[device_type])
