@@ -1,0 +1,7 @@
+"""``python -m wdsr_fast``: the ``wdsr-fast`` command line."""
+
+import sys
+
+from wdsr_fast.cli import main
+
+sys.exit(main())
