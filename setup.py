@@ -108,7 +108,17 @@ setup(
     install_requires=["torch>=2.6", "numpy", "pillow", "safetensors", "tqdm"],
     extras_require={
         "triton": ["triton>=3.2"],
-        "test": ["pytest", "pytest-benchmark", "ruff", "build", "ninja", "pybind11"],
+        # onnx, onnxruntime and onnxscript: the ONNX round trip of the export helper is tested.
+        "test": [
+            "pytest",
+            "pytest-benchmark",
+            "ruff",
+            "ninja",
+            "pybind11",
+            "onnx",
+            "onnxruntime",
+            "onnxscript",
+        ],
     },
     entry_points={"console_scripts": ["wdsr-fast=wdsr_fast.cli:main"]},
     ext_modules=ext_modules,

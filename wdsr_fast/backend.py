@@ -13,6 +13,7 @@ without touching its code.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 
 import torch
@@ -35,13 +36,9 @@ def triton_interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-@functools.cache
-def _triton_importable() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+# Whether triton is installed, looked up without importing it (importing it fixes whether the
+# interpreter is on, which the caller may still be setting up).
+TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 
 @functools.cache
@@ -52,7 +49,7 @@ def _triton_supports_cuda_device(index: int) -> bool:
 
 def triton_usable_for(device: torch.device) -> bool:
     """Whether the Triton kernels can run on tensors of ``device``."""
-    if not _triton_importable():
+    if not TRITON_INSTALLED:
         return False
     if device.type == "cuda":
         return _triton_supports_cuda_device(device.index or 0)
