@@ -467,7 +467,8 @@ def conv3x3_weight_grad(
 # Channel counts that reach every bucket of the heuristics (they depend on channels only
 # through ``_channel_block``: the next power of two, clamped to [16, cap]).
 _CHANNEL_PROBES = (1, 16, 17, 32, 33, 64, 65, 128, 129, 512)
-_TENSOR_CORE_PTX = {80: "mma.sync", 90: "wgmma"}
+# sm_90 warpgroup MMAs need 64 rows of the dot's output per warpgroup; smaller tiles use mma.sync.
+WGMMA_MIN_ROWS = 64
 # Every configuration compiles in float16; the other dtypes and dot precisions compile with the
 # largest tiles they get (same code, wider elements: the most registers and shared memory).
 _MAIN_DTYPE = (torch.float16, "ieee")
@@ -496,6 +497,13 @@ def _signature(
         else:
             sig[param.name] = "fp32" if param.name == "res_scale" else "i32"
     return sig
+
+
+def _tensor_core_ptx(dtype: torch.dtype, precision: str, dot_rows: int) -> dict[int, str]:
+    """The MMA instruction each arch must show: none for full-precision float32 dots."""
+    if dtype == torch.float32 and precision == "ieee":
+        return {}
+    return {80: "mma.sync", 90: "wgmma" if dot_rows >= WGMMA_MIN_ROWS else "mma.sync"}
 
 
 def _dtype_variants(configs_of: Callable[[torch.dtype], set]) -> list[tuple]:
@@ -532,7 +540,7 @@ def _forward_case(
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
         divisible_by_16=_FORWARD_DIVISIBLE if vectorizable else (),
-        expect_ptx=_TENSOR_CORE_PTX if dtype != torch.float32 or precision == "tf32" else {},
+        expect_ptx=_tensor_core_ptx(dtype, precision, cfg.block_m),
     )
 
 
@@ -550,7 +558,7 @@ def _weight_grad_case(cfg: WeightGradConfig, dtype: torch.dtype, precision: str)
         ),  # fmt: skip
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
-        expect_ptx=_TENSOR_CORE_PTX if dtype != torch.float32 or precision == "tf32" else {},
+        expect_ptx=_tensor_core_ptx(dtype, precision, cfg.block_co),
     )
 
 
