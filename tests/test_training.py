@@ -1,5 +1,8 @@
 """Training: aligned random patches, bicubic initialisation, a short run that lowers the loss."""
 
+import runpy
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,6 +11,7 @@ from PIL import Image
 from wdsr_fast import WDSRB
 from wdsr_fast.checkpoint import load_model
 from wdsr_fast.image_io import ImageError
+from wdsr_fast.reference import ReferenceWDSRB, make_args
 from wdsr_fast.resize import imresize_uint8, make_pair
 from wdsr_fast.tiling import upscale
 from wdsr_fast.training import (
@@ -135,3 +139,34 @@ def test_training_refuses_bad_folders(tmp_path):
         load_training_pairs([tmp_path], 2, 8)
     with pytest.raises(ImageError, match="output folder"):
         train_on_images([tmp_path], tmp_path / "missing" / "w.safetensors", patch_size=2)
+
+
+def test_example_trainer_swaps_blocks_and_saves_reference_keys(tmp_path, capsys):
+    example = Path(__file__).resolve().parents[1] / "examples" / "train.py"
+    main = runpy.run_path(str(example), run_name="example")["main"]
+    image = tmp_path / "hr.png"
+    Image.fromarray(_smooth_image(26, 24).permute(1, 2, 0).numpy()).save(image)
+    checkpoint = tmp_path / "ckpt.pt"
+    main(
+        [
+            "--dir_data",
+            str(image),
+            "--n_resblocks",
+            "2",
+            "--n_feats",
+            "8",
+            "--patch_size",
+            "12",
+            "--batch_size",
+            "2",
+            "--epochs",
+            "2",
+            "--save",
+            str(checkpoint),
+            "--cpu",
+        ]
+    )
+    assert "fused blocks: 2 (body.0, body.1, ...)" in capsys.readouterr().out
+    state = torch.load(checkpoint, weights_only=True)
+    reference = ReferenceWDSRB(make_args(2, 2, 8)).state_dict()
+    assert list(state) == list(reference)
