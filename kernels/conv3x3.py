@@ -416,9 +416,9 @@ def conv3x3_weight_grad(
     w+kx-1]`` (x zero-padded by one pixel), ``grad_bias[co] = sum_{n,h,w} grad_out[n, co, h, w]``.
 
     x: (N, Cin, H, W), grad_out: (N, Cout, H, W), same dtype and device, any strides.
-    Returns float32 (Cout, Cin, 3, 3) and (Cout,). The pixels are cut into ``num_splits``
-    ranges per launch (default: a heuristic of the device) whose partial sums are added in a
-    fixed order, so two calls give bit-identical results.
+    Returns float32 (Cout, Cin, 3, 3) and (Cout,), views of one buffer. The pixels are cut
+    into ``num_splits`` ranges per launch (default: a heuristic of the device) whose partial
+    sums are added in a fixed order, so two calls give bit-identical results.
     """
     _check_input("x", x)
     _check_input("grad_out", grad_out)
