@@ -121,18 +121,12 @@ def save_image(
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ImageError(f"{path}: output folder {folder} does not exist")
-    if grayscale:
-        channels = rgb.double().mean(dim=0, keepdim=True).round().to(torch.uint8)
-        mode = "L"
-    else:
-        channels, mode = rgb, "RGB"
+    channels = rgb.double().mean(dim=0, keepdim=True).round().byte() if grayscale else rgb
     if alpha is not None and not path.lower().endswith((".jpg", ".jpeg")):
         channels = torch.cat([channels, alpha])
-        mode += "A"
-    array = channels.permute(1, 2, 0).contiguous().numpy()
-    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array, mode=None)
-    if image.mode != mode:
-        image = image.convert(mode)
+    # Pillow infers the mode from the shape: (H, W) L, (H, W, 2) LA, (H, W, 3) RGB, (H, W, 4) RGBA.
+    array = channels.permute(1, 2, 0).numpy()
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array.copy())
     try:
         image.save(path)
     except (OSError, ValueError, KeyError) as exc:

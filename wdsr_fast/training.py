@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wdsr_fast.checkpoint import save_model
 from wdsr_fast.image_io import ImageError, list_images, load_image
+from wdsr_fast.models import WDSRB
 from wdsr_fast.resize import cubic, make_pair
 
 __all__ = [
@@ -222,9 +224,6 @@ def train_on_images(
     ``.safetensors`` name) is rewritten at every checkpoint and at the end. Returns the trained
     model (eval mode).
     """
-    from wdsr_fast.checkpoint import save_model
-    from wdsr_fast.models import WDSRB
-
     config = config if config is not None else TrainConfig()
     output_folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(output_folder):

@@ -47,7 +47,9 @@ def plan_outputs(inputs: Sequence[str], output: str) -> list[tuple[str, str]]:
             raise ImageError(f"{output}: output folder {folder} does not exist")
         return [(inputs[0], output)]
     if not os.path.isdir(output):
-        raise ImageError(f"{output}: output folder does not exist (several inputs need a folder)")
+        raise ImageError(
+            f"{output}: output folder does not exist (a folder or several inputs need one)"
+        )
     files: list[str] = []
     for path in inputs:
         if os.path.isdir(path):
