@@ -1,5 +1,8 @@
 """Shared pieces of the benchmark suites: device, sizes, providers, timing and memory.
 
+``saved_activation_bytes`` and the peak-memory measurement come from :mod:`wdsr_fast.bench`
+(the ``wdsr-fast bench`` command), so both report the same quantities.
+
 A suite is a pytest file under benchmarks/ whose tests take pytest-benchmark's ``benchmark``
 fixture and call :func:`run`. Providers of one comparison share ``benchmark.group`` so the
 table shows them side by side; :mod:`benchmarks.report` turns the JSON into ratios.
@@ -18,6 +21,24 @@ import pytest
 import torch
 
 from wdsr_fast import reference
+from wdsr_fast.bench import peak_cuda_memory_bytes, saved_activation_bytes
+
+__all__ = [
+    "COMPILE_MODE",
+    "DEVICE",
+    "DTYPE",
+    "IMAGE_HW",
+    "ON_GPU",
+    "compiled",
+    "device_name",
+    "peak_memory_bytes",
+    "reference_model",
+    "requires_gpu",
+    "rgb_image",
+    "run",
+    "saved_activation_bytes",
+    "synchronize",
+]
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if ON_GPU else "cpu")
@@ -66,30 +87,7 @@ def device_name() -> str:
 
 def peak_memory_bytes(fn: Callable[[], Any]) -> int | None:
     """Peak CUDA memory while ``fn`` runs, above what was allocated before; None on CPU."""
-    if not ON_GPU:
-        return None
-    synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    start = torch.cuda.memory_allocated()
-    fn()
-    synchronize()
-    return torch.cuda.max_memory_allocated() - start
-
-
-def saved_activation_bytes(fn: Callable[[], Any]) -> int:
-    """Bytes of distinct storages that autograd saves for backward while ``fn`` runs forward,
-    parameters excluded (they exist anyway)."""
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(t, torch.nn.Parameter):
-            storage = t.untyped_storage()
-            seen[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values())
+    return peak_cuda_memory_bytes(fn, DEVICE)
 
 
 def reference_model(kind: str, dtype: torch.dtype = DTYPE, channels_last: bool = False, **kwargs):
