@@ -306,7 +306,7 @@ _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] 
     "forward": {
         "half": ((64, (128, 64, 8, 2)), (128, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
         "tf32": ((64, (128, 64, 8, 2)), (128, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
-        "ieee": ((32, (64, 32, 8, 2)), (0, (32, 32, 8, 2))),
+        "ieee": ((32, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (32, 16, 8, 2))),
     },
     "input_grad": {
         "half": (
@@ -315,12 +315,12 @@ _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] 
         "tf32": (
             (32, (128, 64, 8, 2)), (64, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (16, 16, 8, 2))
         ),
-        "ieee": ((64, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
+        "ieee": ((64, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 3))),
     },
     "weight_grad": {
         "half": ((64, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
         "tf32": ((32, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
-        "ieee": ((32, (16, 16, 8, 2)), (128, (16, 16, 4, 1)), (0, (16, 16, 4, 1))),
+        "ieee": ((32, (16, 16, 8, 2)), (128, (16, 16, 4, 1)), (0, (16, 16, 8, 1))),
     },
 }  # fmt: skip
 STAGES = tuple(_TILES)
@@ -481,7 +481,14 @@ _AOT_DTYPES = {
     "tf32": ((torch.float32, "tf32"),),
     "ieee": ((torch.float32, "ieee"),),
 }
-_TENSOR_CORE_PTX = {80: "mma.sync", 90: "wgmma"}
+
+
+def _tensor_core_ptx(cfg: ChainConfig) -> dict[int, str]:
+    """The tensor-core instruction each arch's PTX must hold: Hopper's wgmma needs 64-row
+    tiles (warp-group MMA), so smaller pixel tiles use mma.sync there too."""
+    return {80: "mma.sync", 90: "wgmma" if cfg.block_p >= 64 else "mma.sync"}
+
+
 # The variant that runs in the package: channels_last activations and contiguous weights have
 # unit channel strides, which Triton's launcher turns into constants.
 _CHANNELS_LAST_UNIT_STRIDES = ("sx_c", "sd_c", "sg_c", "so_c", "sw1_c", "sw2_e")
@@ -530,7 +537,7 @@ def _aot_case(
         ),  # fmt: skip
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
-        expect_ptx=_TENSOR_CORE_PTX if tensor_cores else {},
+        expect_ptx=_tensor_core_ptx(cfg) if tensor_cores else {},
     )
 
 

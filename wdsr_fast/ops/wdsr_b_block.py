@@ -134,9 +134,7 @@ def _wdsr_b_block_backward(
     grad_low = conv3x3_forward(grad, w3_adjoint, None)
     dw3, db3 = conv3x3_weight_grad(low, grad)
     del low
-    dx, dw1, db1, dw2, db2 = pointwise_chain_backward(
-        x, grad_low, w1, b1, w2, grad_residual=grad
-    )
+    dx, dw1, db1, dw2, db2 = pointwise_chain_backward(x, grad_low, w1, b1, w2, grad_residual=grad)
     dw3 = (dw3 * res_scale).to(x.dtype)
     db3 = (db3 * res_scale).to(x.dtype)
     return dx, dw1, db1, dw2, db2, dw3, db3
