@@ -56,6 +56,28 @@ def test_upscale_one_file(capsys, images, tmp_path, weights):
     assert Image.open(out).size == (20, 24) and Image.open(out).mode == "RGB"
 
 
+def test_upscale_compare_reference_prints_both_times(capsys, images, tmp_path, weights):
+    out = tmp_path / "out.png"
+    code, stdout, err = _run(
+        capsys, "upscale", images / "rgb.png", "-o", out, "--weights", weights,
+        "--compare-reference",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "wrote " in stdout and "(20x24)" in stdout
+    assert "wdsr_fast " in stdout and "reference as written" in stdout
+
+
+def test_reference_twin_computes_the_same_function():
+    from wdsr_fast.bench import reference_twin
+
+    model = WDSRB(scale=3, n_resblocks=2, n_feats=16, res_scale=0.5).eval()
+    x = torch.rand(1, 3, 9, 7) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(reference_twin(model)(x), model(x), rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="rgb_range=255"):
+        reference_twin(WDSRB(n_resblocks=1, rgb_range=1.0))
+
+
 def test_upscale_folder_reports_failures_and_finishes_the_rest(capsys, images, tmp_path, weights):
     out = tmp_path / "out"
     out.mkdir()

@@ -19,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wdsr_fast.models import WDSRB
-from wdsr_fast.reference import ReferenceWDSRB, make_args
+from wdsr_fast.models import WDSRA, WDSRB
+from wdsr_fast.reference import ReferenceWDSRA, ReferenceWDSRB, make_args
 
 __all__ = [
     "BenchResult",
+    "compare_inference",
+    "reference_twin",
     "format_results",
     "peak_cuda_memory_bytes",
     "run_bench",
@@ -176,3 +178,42 @@ def format_results(results: list[BenchResult]) -> str:
             f"| {_megabytes(fast.saved_bytes)} |"
         )
     return "\n".join(lines)
+
+
+def reference_twin(model: WDSRA | WDSRB) -> nn.Module:
+    """The reference model (as the authors wrote it) holding ``model``'s weights, same device
+    and dtype. Raises ValueError for a normalisation the reference cannot express."""
+    if (model.rgb_range, model.rgb_std, model.n_colors) != (255.0, 0.5, 3):
+        raise ValueError(
+            "the reference model needs rgb_range=255, rgb_std=0.5 and 3 colours; this model has "
+            f"rgb_range={model.rgb_range}, rgb_std={model.rgb_std}, n_colors={model.n_colors}"
+        )
+    r_mean, g_mean, b_mean = model.rgb_mean.flatten().tolist()
+    args = make_args(
+        scale=model.scale,
+        n_resblocks=len(model.body),
+        n_feats=model.n_feats,
+        block_feats=getattr(model, "block_feats", 128),
+        res_scale=model.res_scale,
+        rgb_mean=(r_mean, g_mean, b_mean),
+    )
+    if isinstance(model, WDSRB) and (model.expand, model.linear) != (6, 0.8):
+        raise ValueError("the reference WDSR-B block has expand=6, linear=0.8")
+    twin = (ReferenceWDSRA if isinstance(model, WDSRA) else ReferenceWDSRB)(args)
+    twin.load_state_dict(model.state_dict())
+    weight = next(model.parameters())
+    return twin.to(weight.device, weight.dtype).eval()
+
+
+def compare_inference(
+    model: WDSRA | WDSRB, image: torch.Tensor, repeats: int = 3
+) -> dict[str, float]:
+    """Median seconds of one inference of ``image`` (N, 3, H, W), on its device and in its
+    dtype, by ``model`` and by its :func:`reference_twin`: ``{"wdsr_fast": s, "reference": s}``."""
+    twin = reference_twin(model)
+    model = model.eval()
+    times = {}
+    for name, net in (("wdsr_fast", model), ("reference", twin)):
+        with torch.inference_mode():
+            times[name] = time_call(lambda net=net: net(image), image.device, repeats)
+    return times

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -92,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files or folders")
     p.add_argument(
         "-o", "--output", required=True, help="output file (for one input file) or existing folder"
+    )
+    p.add_argument(
+        "--compare-reference",
+        action="store_true",
+        help="also time the network on the (first) input against the authors' reference "
+        "model with the same weights, and print both times",
     )
     _add_model_options(p)
 
@@ -213,12 +220,32 @@ def _upscale(args: argparse.Namespace) -> None:
     def report(line: str) -> None:
         tqdm.write(f"wdsr-fast upscale: error: {line}", file=sys.stderr)
 
+    start = time.perf_counter()
     if len(pairs) == 1:  # one file: its error is the one line
-        upscale_file(model, *pairs[0], job, progress=True)
-        return
-    failures = upscale_files(model, pairs, job, report)
-    if failures:
-        raise CommandError(f"{len(failures)} of {len(pairs)} images failed")
+        height, width = upscale_file(model, *pairs[0], job, progress=True)
+        print(f"wrote {pairs[0][1]} ({width}x{height}) in {time.perf_counter() - start:.2f} s")
+    else:
+        failures = upscale_files(model, pairs, job, report)
+        if failures:
+            raise CommandError(f"{len(failures)} of {len(pairs)} images failed")
+        print(f"wrote {len(pairs)} images in {time.perf_counter() - start:.2f} s")
+    if args.compare_reference:
+        _compare_reference(model, pairs[0][0], job)
+
+
+def _compare_reference(model: Any, path: str, job: Any) -> None:
+    """Print the network's time on the image at ``path`` against the reference model's."""
+    from wdsr_fast.bench import compare_inference
+    from wdsr_fast.image_io import load_image
+
+    rgb = load_image(path).rgb
+    image = rgb.to(job.device, job.dtype).unsqueeze(0)
+    times = compare_inference(model, image)
+    print(
+        f"network time on {rgb.shape[2]}x{rgb.shape[1]} ({job.device}, {job.dtype}): "
+        f"wdsr_fast {times['wdsr_fast'] * 1e3:.0f} ms, reference as written "
+        f"{times['reference'] * 1e3:.0f} ms ({times['reference'] / times['wdsr_fast']:.2f}x)"
+    )
 
 
 def _eval(args: argparse.Namespace) -> None:
