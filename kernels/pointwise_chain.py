@@ -58,6 +58,45 @@ def _pixel_offsets(pix, HW, W, stride_n, stride_h, stride_w):
 
 
 @triton.jit
+def _relu(pre):
+    """max(pre, 0) keeping NaN, like torch.relu (a plain maximum would turn NaN into 0)."""
+    return tl.where(pre < 0.0, 0.0, pre)
+
+
+@triton.jit
+def _relu_grad(pre, grad):
+    """The relu's backward as torch computes it: zero where pre <= 0 (NaN passes through)."""
+    return tl.where(pre <= 0.0, 0.0, grad)
+
+
+@triton.jit
+def _wide_chunk(
+    x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION: tl.constexpr
+):
+    """pre = x W1[e, :]^T + b1[e] for one chunk ``e`` of the wide channels; also W1[e, :]^T."""
+    w1t = tl.load(
+        w1_ptr + e[None, :] * sw1_e + offs_c[:, None] * sw1_c,
+        mask=c_ok[:, None] & e_ok[None, :],
+        other=0.0,
+    )
+    b1 = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
+    return tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1[None, :], w1t
+
+
+@triton.jit
+def _wide_grad_chunk(
+    dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION: tl.constexpr
+):
+    """dwide = dlow W2[:, e] for one chunk ``e`` of the wide channels (before the relu mask)."""
+    w2 = tl.load(
+        w2_ptr + offs_l[:, None] * sw2_l + e[None, :] * sw2_e,
+        mask=l_ok[:, None] & e_ok[None, :],
+        other=0.0,
+    )
+    return tl.dot(dlow, w2, input_precision=DOT_PRECISION)
+
+
+@triton.jit
 def pointwise_chain_fwd_kernel(
     x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, low_ptr,
     n_pixels, HW, W,
@@ -87,14 +126,8 @@ def pointwise_chain_fwd_kernel(
     for e0 in range(0, E, BLOCK_E):
         e = e0 + offs_e
         e_ok = e < E
-        w1t = tl.load(
-            w1_ptr + e[None, :] * sw1_e + offs_c[:, None] * sw1_c,
-            mask=c_ok[:, None] & e_ok[None, :],
-            other=0.0,
-        )
-        b1 = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
-        pre = tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1[None, :]
-        wide = tl.maximum(pre, 0.0).to(x.dtype)
+        pre, _ = _wide_chunk(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION)
+        wide = _relu(pre).to(x.dtype)
         w2t = tl.load(
             w2_ptr + offs_l[None, :] * sw2_l + e[:, None] * sw2_e,
             mask=e_ok[:, None] & l_ok[None, :],
@@ -105,33 +138,6 @@ def pointwise_chain_fwd_kernel(
     acc += b2[None, :]
     low_ptrs = low_ptr + pix.to(tl.int64)[:, None] * L + offs_l[None, :]
     tl.store(low_ptrs, acc.to(low_ptr.dtype.element_ty), mask=pix_ok[:, None] & l_ok[None, :])
-
-
-@triton.jit
-def _wide_chunk(
-    x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION: tl.constexpr
-):
-    """pre = x W1[e, :]^T + b1[e] for one chunk ``e`` of the wide channels; also W1[e, :]^T."""
-    w1t = tl.load(
-        w1_ptr + e[None, :] * sw1_e + offs_c[:, None] * sw1_c,
-        mask=c_ok[:, None] & e_ok[None, :],
-        other=0.0,
-    )
-    b1 = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
-    return tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1[None, :], w1t
-
-
-@triton.jit
-def _wide_grad_chunk(
-    dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION: tl.constexpr
-):
-    """dwide = dlow W2[:, e] for one chunk ``e`` of the wide channels (before the relu mask)."""
-    w2 = tl.load(
-        w2_ptr + offs_l[:, None] * sw2_l + e[None, :] * sw2_e,
-        mask=l_ok[:, None] & e_ok[None, :],
-        other=0.0,
-    )
-    return tl.dot(dlow, w2, input_precision=DOT_PRECISION)
 
 
 @triton.jit
@@ -181,7 +187,7 @@ def pointwise_chain_bwd_input_kernel(
             x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION
         )
         dwide = _wide_grad_chunk(dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION)
-        dpre = tl.where(pre > 0.0, dwide, 0.0).to(x.dtype)
+        dpre = _relu_grad(pre, dwide).to(x.dtype)
         dx = tl.dot(dpre, tl.trans(w1t), dx, input_precision=DOT_PRECISION)
     o_rows = _pixel_offsets(pix, HW, W, so_n, so_h, so_w)
     tl.store(
@@ -237,9 +243,9 @@ def pointwise_chain_bwd_weight_kernel(
             other=0.0,
         )
         pre, _ = _wide_chunk(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION)
-        wide = tl.maximum(pre, 0.0).to(x.dtype)
+        wide = _relu(pre).to(x.dtype)
         dwide = _wide_grad_chunk(dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION)
-        dpre32 = tl.where(pre > 0.0, dwide, 0.0)
+        dpre32 = _relu_grad(pre, dwide)
         dpre = dpre32.to(x.dtype)
         dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
         dw2t = tl.dot(tl.trans(wide), dlow, dw2t, input_precision=DOT_PRECISION)

@@ -154,6 +154,19 @@ def test_opcheck_forward_and_backward_ops():
     torch.library.opcheck(torch.ops.wdsr_fast.wdsr_b_block_backward.default, backward_args)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_and_inf_propagate_like_the_reference(bad: float):
+    block = make_block(1, 16, 6, 7)
+    block["x"][0, 3, 2, 4] = bad
+    grad = torch.randn(1, 16, 6, 7)
+    exact = run(wdsr_b_block_reference, to(block, torch.float64, "cpu"), 0.5, grad.double())
+    fast = run(wdsr_b_block, to(block, torch.float32, DEVICE), 0.5, grad.to(DEVICE))
+    for name, value in exact.items():
+        assert torch.equal(fast[name].cpu().isnan(), value.isnan()), name
+        assert torch.equal(fast[name].cpu().isinf(), value.isinf()), name
+
+
 def test_empty_batch():
     block = to(make_block(0, 16, 4, 4), torch.float32, DEVICE)
     out = run(wdsr_b_block, block, 1.0, torch.zeros(0, 16, 4, 4, device=DEVICE))
