@@ -43,63 +43,51 @@ void shuffle_rows(const ShufflePlan& plan, double scale) {
   const int64_t grain = std::max<int64_t>(1, kGrainElements / length);
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> source(period);  // source offset of each column of the first period
-    std::vector<int64_t> channel(period);  // output channel of each column
+    std::vector<opmath_t> add(period);     // shift of each column's output channel
     for (int64_t row = begin; row < end; ++row) {
       for (int64_t q = 0; q < period; ++q) {
         const Coord<int64_t> p = coord_of_row<L>(row, q, out_planes);
         source[q] = offset_of<L>(source_of<kToHighres>(p, r), src_planes);
-        channel[q] = p.c;
+        if constexpr (kAffine) add[q] = shift[p.c];
       }
-      scalar_t* __restrict__ dst_row = out + row * length;
-      for (int64_t q = 0; q < period; ++q) {
-        const scalar_t* __restrict__ src_a = a + source[q];
-        scalar_t* __restrict__ dst = dst_row + q;
+      const int64_t* __restrict__ src = source.data();
+      const opmath_t* __restrict__ add_of = add.data();
+      // Output element at column k*period + q of this row, from source offset src[q] + k*stride.
+      auto value = [&](int64_t q, int64_t k) -> scalar_t {
+        const int64_t offset = src[q] + k * stride;
         if constexpr (kAffine) {
-          const scalar_t* __restrict__ src_b = b + source[q];
-          const opmath_t add = shift[channel[q]];
-          for (int64_t k = 0; k < periods; ++k) {
-            const opmath_t sum = static_cast<opmath_t>(src_a[k * stride]) +
-                                 static_cast<opmath_t>(src_b[k * stride]);
-            dst[k * period] = static_cast<scalar_t>(sum * scale_ + add);
-          }
+          const opmath_t sum = static_cast<opmath_t>(a[offset]) + static_cast<opmath_t>(b[offset]);
+          return static_cast<scalar_t>(sum * scale_ + add_of[q]);
         } else {
-          for (int64_t k = 0; k < periods; ++k) dst[k * period] = src_a[k * stride];
+          return a[offset];
+        }
+      };
+      scalar_t* __restrict__ dst = out + row * length;
+      if constexpr (L == Layout::kNCHW) {
+        // Short period (r or 1) over long planes: one strided pass per column of the period.
+        for (int64_t q = 0; q < period; ++q) {
+          for (int64_t k = 0; k < periods; ++k) dst[k * period + q] = value(q, k);
+        }
+      } else {
+        // A period spans whole pixels: walk the row in memory order.
+        for (int64_t k = 0; k < periods; ++k) {
+          for (int64_t q = 0; q < period; ++q) dst[k * period + q] = value(q, k);
         }
       }
     }
   });
 }
 
-template <typename scalar_t, Layout L, bool kToHighres, bool kAffine>
-void shuffle_rows_for_factor(const ShufflePlan& plan, double scale) {
-  switch (plan.shape.r) {
-    case 2: return shuffle_rows<scalar_t, L, kToHighres, kAffine, 2>(plan, scale);
-    case 3: return shuffle_rows<scalar_t, L, kToHighres, kAffine, 3>(plan, scale);
-    case 4: return shuffle_rows<scalar_t, L, kToHighres, kAffine, 4>(plan, scale);
-    default: return shuffle_rows<scalar_t, L, kToHighres, kAffine, 0>(plan, scale);
-  }
-}
-
-template <typename scalar_t, Layout L>
-void run_for_layout(const ShufflePlan& plan, ShuffleKind kind, double scale) {
-  switch (kind) {
-    case ShuffleKind::kShuffle:
-      return shuffle_rows_for_factor<scalar_t, L, true, false>(plan, scale);
-    case ShuffleKind::kUnshuffle:
-      return shuffle_rows_for_factor<scalar_t, L, false, false>(plan, scale);
-    case ShuffleKind::kShuffleAddAffine:
-      return shuffle_rows_for_factor<scalar_t, L, true, true>(plan, scale);
-  }
-}
-
 void run_cpu(const ShufflePlan& plan, ShuffleKind kind, double scale) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, plan.a.scalar_type(), "wdsr_fast_shuffle_cpu", [&] {
-    if (plan.layout == Layout::kNHWC) {
-      run_for_layout<scalar_t, Layout::kNHWC>(plan, kind, scale);
-    } else {
-      run_for_layout<scalar_t, Layout::kNCHW>(plan, kind, scale);
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, plan.a.scalar_type(), "wdsr_fast_shuffle_cpu", [&] {
+        dispatch_shuffle</*kSpecialiseFactor=*/true>(plan.layout, kind, plan.shape.r,
+                         [&](auto layout, auto to_highres, auto affine, auto factor) {
+                           shuffle_rows<scalar_t, decltype(layout)::value,
+                                        decltype(to_highres)::value, decltype(affine)::value,
+                                        decltype(factor)::value>(plan, scale);
+                         });
+      });
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define WDSR_HOST_DEVICE __host__ __device__ __forceinline__
@@ -24,6 +25,12 @@ namespace wdsr_fast {
 
 // Memory layout of a dense 4-D (N, C, H, W) tensor.
 enum class Layout { kNCHW, kNHWC };
+
+enum class ShuffleKind {
+  kShuffle,           // out = pixel_shuffle(a)
+  kUnshuffle,         // out = pixel_unshuffle(a)
+  kShuffleAddAffine,  // out = (pixel_shuffle(a) + pixel_shuffle(b)) * scale + shift[c]
+};
 
 // Coordinates (n, c, y, x) of one element of an (N, C, H, W) tensor.
 template <typename index_t>
@@ -151,6 +158,42 @@ WDSR_HOST_DEVICE index_t source_stride(const ShuffleShape<index_t>& shape) {
 template <bool kToHighres, typename index_t>
 WDSR_HOST_DEVICE Coord<index_t> source_of(const Coord<index_t>& p, index_t r) {
   return kToHighres ? lowres_source(p, r) : highres_target(p, r);
+}
+
+template <typename T, T kValue>
+using Constant = std::integral_constant<T, kValue>;
+
+// Calls fn(layout, to_highres, affine, factor), each a Constant, for the kernel
+// specialisation of (layout, kind, r): factor is r when r is 2, 3 or 4 and kSpecialiseFactor
+// is set, else 0 (r read at run time).
+template <bool kSpecialiseFactor, class Fn>
+void dispatch_shuffle(Layout layout, ShuffleKind kind, int64_t r, Fn&& fn) {
+  auto with_factor = [&](auto... tags) {
+    if constexpr (kSpecialiseFactor) {
+      switch (r) {
+        case 2: return fn(tags..., Constant<int, 2>{});
+        case 3: return fn(tags..., Constant<int, 3>{});
+        case 4: return fn(tags..., Constant<int, 4>{});
+        default: break;
+      }
+    }
+    fn(tags..., Constant<int, 0>{});
+  };
+  auto with_kind = [&](auto layout_tag) {
+    switch (kind) {
+      case ShuffleKind::kShuffle:
+        return with_factor(layout_tag, Constant<bool, true>{}, Constant<bool, false>{});
+      case ShuffleKind::kUnshuffle:
+        return with_factor(layout_tag, Constant<bool, false>{}, Constant<bool, false>{});
+      case ShuffleKind::kShuffleAddAffine:
+        return with_factor(layout_tag, Constant<bool, true>{}, Constant<bool, true>{});
+    }
+  };
+  if (layout == Layout::kNHWC) {
+    with_kind(Constant<Layout, Layout::kNHWC>{});
+  } else {
+    with_kind(Constant<Layout, Layout::kNCHW>{});
+  }
 }
 
 }  // namespace wdsr_fast

@@ -8,12 +8,6 @@
 
 namespace wdsr_fast {
 
-enum class ShuffleKind {
-  kShuffle,           // out = pixel_shuffle(a)
-  kUnshuffle,         // out = pixel_unshuffle(a)
-  kShuffleAddAffine,  // out = (pixel_shuffle(a) + pixel_shuffle(b)) * scale + shift[c]
-};
-
 // Runs the kernel of `kind` on a plan with a non-empty output.
 using ShuffleRunner = void (*)(const ShufflePlan& plan, ShuffleKind kind, double scale);
 
