@@ -2,8 +2,9 @@
 //
 // The output is walked row by row (a row is a run of consecutive memory, see
 // pixel_shuffle_index.h), rows in parallel. Along a row the source offsets repeat with a short
-// period and a constant stride, so each row needs the index mapping only for its first period;
-// the inner loops are then strided copies the compiler vectorises.
+// period and a constant stride, so each row needs the index mapping only for its first period.
+// In NCHW the inner loops are then strided copies along a plane, which the compiler vectorises;
+// in NHWC a period spans whole pixels and the row is walked in memory order.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>

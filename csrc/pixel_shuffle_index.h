@@ -154,7 +154,7 @@ WDSR_HOST_DEVICE index_t source_stride(const ShuffleShape<index_t>& shape) {
 }
 
 // Output element p of a shuffle in direction kToHighres (pixel_shuffle) or not
-// (pixel_unshuffle): its source element and its high-resolution channel.
+// (pixel_unshuffle): the element of the other side it is read from.
 template <bool kToHighres, typename index_t>
 WDSR_HOST_DEVICE Coord<index_t> source_of(const Coord<index_t>& p, index_t r) {
   return kToHighres ? lowres_source(p, r) : highres_target(p, r);
