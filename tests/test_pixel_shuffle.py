@@ -396,6 +396,18 @@ def test_torch_compile_traces_the_tail():
         assert torch.equal(grad, t.grad)
 
 
+def test_inductor_compiles_around_the_op():
+    """Inductor fuses the surrounding elementwise ops and calls the op in between."""
+
+    def tail_of(a, b, shift):
+        return tail.shuffle_add_affine(a * 2, b, 2, 127.5, shift) + 1
+
+    a = torch.randn(1, 12, 8, 8).to(memory_format=torch.channels_last)
+    b = torch.randn(1, 12, 8, 8).to(memory_format=torch.channels_last)
+    out = torch.compile(tail_of, fullgraph=True)(a, b, RGB_SHIFT)
+    assert torch.equal(out, tail_of(a, b, RGB_SHIFT))
+
+
 def test_torch_export_keeps_the_op():
     class Tail(torch.nn.Module):
         def forward(self, a, b, shift):
