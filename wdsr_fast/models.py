@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,8 @@ from wdsr_fast.tail import shuffle_add_affine
 from wdsr_fast.weight_norm import WeightNormConv2d
 
 __all__ = ["WDSRA", "WDSRB"]
+
+_Model = TypeVar("_Model", bound="_WDSR")
 
 
 def _positive_int(value: int, name: str) -> int:
@@ -81,6 +84,25 @@ class _WDSR(nn.Module):
         )
         self.skip = nn.Sequential(
             WeightNormConv2d(n_colors, out_feats, 5, padding=2), nn.PixelShuffle(scale)
+        )
+
+    # Fields of the reference namespace, beyond the shared ones, that the constructor takes.
+    reference_args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls: type[_Model], args: argparse.Namespace, backend: str = "auto") -> _Model:
+        """Build from the reference trainer's argparse namespace (``args.scale`` is a list;
+        ``n_resblocks``, ``n_feats``, ``res_scale``, ``n_colors``, ``r_mean``, ``g_mean``,
+        ``b_mean``, and ``block_feats`` for WDSR-A)."""
+        return cls(
+            scale=args.scale[0],
+            n_resblocks=args.n_resblocks,
+            n_feats=args.n_feats,
+            res_scale=args.res_scale,
+            n_colors=args.n_colors,
+            rgb_mean=(args.r_mean, args.g_mean, args.b_mean),
+            backend=backend,
+            **{name: getattr(args, name) for name in cls.reference_args},
         )
 
     @property
@@ -157,25 +179,14 @@ class WDSRB(_WDSR):
         )
         self.expand, self.linear, self.res_scale = expand, linear, float(res_scale)
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, backend: str = "auto") -> WDSRB:
-        """Build from the reference trainer's argparse namespace (``args.scale`` is a list)."""
-        return cls(
-            scale=args.scale[0],
-            n_resblocks=args.n_resblocks,
-            n_feats=args.n_feats,
-            res_scale=args.res_scale,
-            n_colors=args.n_colors,
-            rgb_mean=(args.r_mean, args.g_mean, args.b_mean),
-            backend=backend,
-        )
-
 
 class WDSRA(_WDSR):
     """WDSR-A (wide activation, 3x3 convs); constructor defaults are the reference's.
 
     ``WDSRA(scale=2, n_resblocks=16, n_feats=32, block_feats=128)`` has 1,190,100 parameters.
     """
+
+    reference_args = ("block_feats",)
 
     def __init__(
         self,
@@ -203,17 +214,3 @@ class WDSRA(_WDSR):
             lambda: WDSRABlock(n_feats, block_feats, res_scale, backend),
         )
         self.block_feats, self.res_scale = block_feats, float(res_scale)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, backend: str = "auto") -> WDSRA:
-        """Build from the reference trainer's argparse namespace (``args.scale`` is a list)."""
-        return cls(
-            scale=args.scale[0],
-            n_resblocks=args.n_resblocks,
-            n_feats=args.n_feats,
-            block_feats=args.block_feats,
-            res_scale=args.res_scale,
-            n_colors=args.n_colors,
-            rgb_mean=(args.r_mean, args.g_mean, args.b_mean),
-            backend=backend,
-        )
