@@ -44,6 +44,21 @@ def measured_roofs() -> tuple[float, float]:
     return 2 * src.numel() / copy_s, 2 * 8192**3 / mm_s
 
 
+def select_block_function(
+    provider: str, reference: Callable[..., Tensor], fast: Callable[[], Callable[..., Tensor]],
+    torch_fallback: Callable[..., Tensor],
+) -> Callable[..., Tensor]:  # fmt: skip
+    """The block function of ``provider``: the reference (eager or compiled with the suite's
+    mode), or on a GPU the fused op that ``fast()`` imports, on a CPU ``torch_fallback``."""
+    if provider == "reference_eager":
+        return reference
+    if provider == "reference_compiled":
+        return harness.compiled(reference)
+    if harness.ON_GPU:
+        return fast()
+    return torch_fallback
+
+
 def block_input(
     batch: int, channels: int, hw: tuple[int, int], requires_grad: bool = False
 ) -> Tensor:

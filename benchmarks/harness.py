@@ -100,8 +100,8 @@ def reference_model(kind: str, dtype: torch.dtype = DTYPE, channels_last: bool =
     return model
 
 
-def compiled(model: torch.nn.Module) -> Callable:
-    """``torch.compile`` of ``model`` with the suite's mode."""
+def compiled(model: Callable) -> Callable:
+    """``torch.compile`` of ``model`` (a module or a function) with the suite's mode."""
     if COMPILE_MODE is None:
         return torch.compile(model)
     return torch.compile(model, mode=COMPILE_MODE)

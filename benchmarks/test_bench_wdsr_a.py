@@ -30,6 +30,7 @@ from benchmarks.block_suite import (
     bench_block_forward_backward,
     bench_training_step,
     block_input,
+    select_block_function,
 )
 from wdsr_fast import WDSRA
 from wdsr_fast.blocks import wdsr_a_block_torch
@@ -53,18 +54,14 @@ def block_weights(dtype: torch.dtype) -> list[nn.Parameter]:
     ]
 
 
-def block_function(provider: str) -> Callable[..., Tensor]:
-    if provider == "reference_eager":
-        return wdsr_a_block_reference
-    if provider == "reference_compiled":
-        if harness.COMPILE_MODE is None:
-            return torch.compile(wdsr_a_block_reference)
-        return torch.compile(wdsr_a_block_reference, mode=harness.COMPILE_MODE)
-    if harness.ON_GPU:
-        from wdsr_fast.ops.wdsr_a_block import wdsr_a_block
+def _fast_block() -> Callable[..., Tensor]:
+    from wdsr_fast.ops.wdsr_a_block import wdsr_a_block
 
-        return wdsr_a_block
-    return wdsr_a_block_torch
+    return wdsr_a_block
+
+
+def block_function(provider: str) -> Callable[..., Tensor]:
+    return select_block_function(provider, wdsr_a_block_reference, _fast_block, wdsr_a_block_torch)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
