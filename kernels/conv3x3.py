@@ -309,7 +309,8 @@ def _check_input(name: str, x: Tensor) -> None:
         raise ValueError(f"{name}: expected at least one channel, got shape {tuple(x.shape)}")
 
 
-def _check_like(name: str, t: Tensor, x: Tensor, shape: tuple[int, ...]) -> None:
+def check_like(name: str, t: Tensor, x: Tensor, shape: tuple[int, ...]) -> None:
+    """Raise ValueError naming ``t`` unless it has ``shape`` and x's dtype and device."""
     if tuple(t.shape) != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
     if t.dtype != x.dtype:
@@ -367,12 +368,12 @@ def conv3x3_forward(
     if weight.dim() != 4 or tuple(weight.shape[1:]) != (cin, 3, 3):
         raise ValueError(f"weight: expected shape (Cout, {cin}, 3, 3), got {tuple(weight.shape)}")
     cout = weight.shape[0]
-    _check_like("weight", weight, x, (cout, cin, 3, 3))
+    check_like("weight", weight, x, (cout, cin, 3, 3))
     if bias is not None:
-        _check_like("bias", bias, x, (cout,))
+        check_like("bias", bias, x, (cout,))
     for name, t in (("relu_mask", relu_mask), ("residual", residual)):
         if t is not None:
-            _check_like(name, t, x, (n, cout, h, w))
+            check_like(name, t, x, (n, cout, h, w))
 
     y = _empty((n, cout, h, w), x.dtype, x.device, torch.channels_last)
     if y.numel() == 0:
@@ -425,7 +426,7 @@ def conv3x3_weight_grad(
     _check_runnable(x)
     n, cin, h, w = x.shape
     cout = grad_out.shape[1]
-    _check_like("grad_out", grad_out, x, (n, cout, h, w))
+    check_like("grad_out", grad_out, x, (n, cout, h, w))
     if num_splits is not None and num_splits < 1:
         raise ValueError(f"num_splits: expected a positive count, got {num_splits}")
 

@@ -30,24 +30,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wdsr_fast.backend import triton_usable_for
 from wdsr_fast.kernels.conv3x3 import conv3x3_forward, conv3x3_weight_grad
+from wdsr_fast.ops._common import adjoint_3x3, check_block_input, check_like, check_runnable
 from wdsr_fast.ops.autocast import register_autocast_to_active_dtype
 
 __all__ = ["wdsr_a_block"]
 
-SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
 
 def _check_arguments(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor | None) -> None:
     """Raise ValueError naming the first argument of wrong rank, shape, dtype or device."""
-    if x.dim() != 4:
-        raise ValueError(f"x: expected a 4-D (N, C, H, W) tensor, got shape {tuple(x.shape)}")
-    if x.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"x: expected dtype float32, float16 or bfloat16, got {x.dtype}")
-    c = x.shape[1]
-    if c < 1:
-        raise ValueError(f"x: expected at least one channel, got shape {tuple(x.shape)}")
+    c = check_block_input(x)
     if w1.dim() != 4 or tuple(w1.shape[1:]) != (c, 3, 3) or w1.shape[0] < 1:
         raise ValueError(f"w1: expected shape (F, {c}, 3, 3), got {tuple(w1.shape)}")
     f = w1.shape[0]
@@ -55,12 +47,7 @@ def _check_arguments(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor |
     if b2 is not None:
         expected["b2"] = (b2, (c,))
     for name, (t, shape) in expected.items():
-        if tuple(t.shape) != shape:
-            raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
-        if t.dtype != x.dtype:
-            raise ValueError(f"{name}: expected dtype {x.dtype} (that of x), got {t.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"{name}: expected device {x.device} (that of x), got {t.device}")
+        check_like(name, t, x, shape)
 
 
 def _check_like_x(name: str, t: Tensor, x: Tensor) -> None:
@@ -71,25 +58,9 @@ def _check_like_x(name: str, t: Tensor, x: Tensor) -> None:
         )
 
 
-def _check_runnable(x: Tensor) -> None:
-    if not triton_usable_for(x.device):
-        raise ValueError(
-            f"x: the fused WDSR-A block needs a CUDA tensor on a device of compute capability "
-            f">= 8.0 (or a CPU tensor with TRITON_INTERPRET=1), got device {x.device}"
-        )
-
-
 def _wide_activation(x: Tensor, w1: Tensor, b1: Tensor) -> Tensor:
     """h = relu(conv3x3(x, w1) + b1): (N, F, H, W), channels_last."""
     return conv3x3_forward(x, w1, b1, relu=True)
-
-
-def _adjoint(w: Tensor, scale: float = 1.0) -> Tensor:
-    """Weights of the input gradient of a 3x3 convolution by ``scale * w``: flipped, in and out
-    channels swapped; the scaling is done in float32 and rounded once."""
-    if scale != 1.0:
-        w = (w.float() * scale).to(w.dtype)
-    return w.flip(2, 3).transpose(0, 1)
 
 
 @torch.library.custom_op("wdsr_fast::wdsr_a_block", mutates_args=())
@@ -97,7 +68,7 @@ def _wdsr_a_block(
     x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, res_scale: float
 ) -> Tensor:
     _check_arguments(x, w1, b1, w2, b2)
-    _check_runnable(x)
+    check_runnable(x, "WDSR-A")
     h = _wide_activation(x, w1, b1)
     return conv3x3_forward(h, w2, b2, residual=x, res_scale=res_scale)
 
@@ -119,10 +90,10 @@ def _wdsr_a_block_backward(
     _check_like_x("grad", grad, x)
     h = _wide_activation(x, w1, b1)
     dw2, db2 = conv3x3_weight_grad(h, grad)
-    dh = conv3x3_forward(grad, _adjoint(w2, res_scale), None, relu_mask=h)
+    dh = conv3x3_forward(grad, adjoint_3x3(w2, res_scale), None, relu_mask=h)
     del h
     dw1, db1 = conv3x3_weight_grad(x, dh)
-    dx = conv3x3_forward(dh, _adjoint(w1), None, residual=grad)
+    dx = conv3x3_forward(dh, adjoint_3x3(w1), None, residual=grad)
     return (
         dx,
         dw1.to(x.dtype, copy=True),

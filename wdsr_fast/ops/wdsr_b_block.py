@@ -27,26 +27,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wdsr_fast.backend import triton_usable_for
 from wdsr_fast.kernels.conv3x3 import conv3x3_forward, conv3x3_weight_grad
 from wdsr_fast.kernels.pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
+from wdsr_fast.ops._common import adjoint_3x3, check_block_input, check_like, check_runnable
 
 __all__ = ["wdsr_b_block"]
-
-SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _check_arguments(
     x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, w3: Tensor, b3: Tensor | None
 ) -> None:
     """Raise ValueError naming the first argument of wrong rank, shape, dtype or device."""
-    if x.dim() != 4:
-        raise ValueError(f"x: expected a 4-D (N, C, H, W) tensor, got shape {tuple(x.shape)}")
-    if x.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"x: expected dtype float32, float16 or bfloat16, got {x.dtype}")
-    c = x.shape[1]
-    if c < 1:
-        raise ValueError(f"x: expected at least one channel, got shape {tuple(x.shape)}")
+    c = check_block_input(x)
     if w1.dim() != 4 or tuple(w1.shape[1:]) != (c, 1, 1) or w1.shape[0] < 1:
         raise ValueError(f"w1: expected shape (E, {c}, 1, 1), got {tuple(w1.shape)}")
     e = w1.shape[0]
@@ -62,22 +54,8 @@ def _check_arguments(
         "b3": (b3, (c,)),
     }
     for name, (t, shape) in expected.items():
-        if t is None:
-            continue
-        if tuple(t.shape) != shape:
-            raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
-        if t.dtype != x.dtype:
-            raise ValueError(f"{name}: expected dtype {x.dtype} (that of x), got {t.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"{name}: expected device {x.device} (that of x), got {t.device}")
-
-
-def _check_runnable(x: Tensor) -> None:
-    if not triton_usable_for(x.device):
-        raise ValueError(
-            f"x: the fused WDSR-B block needs a CUDA tensor on a device of compute capability "
-            f">= 8.0 (or a CPU tensor with TRITON_INTERPRET=1), got device {x.device}"
-        )
+        if t is not None:
+            check_like(name, t, x, shape)
 
 
 @torch.library.custom_op("wdsr_fast::wdsr_b_block", mutates_args=())
@@ -92,7 +70,7 @@ def _wdsr_b_block(
     res_scale: float,
 ) -> Tensor:
     _check_arguments(x, w1, b1, w2, b2, w3, b3)
-    _check_runnable(x)
+    check_runnable(x, "WDSR-B")
     low = pointwise_chain_forward(x, w1, b1, w2, b2)
     return conv3x3_forward(low, w3, b3, residual=x, res_scale=res_scale)
 
@@ -112,11 +90,6 @@ def _wdsr_b_block_fake(
     return torch.empty_like(x, memory_format=torch.channels_last)
 
 
-def _scaled(t: Tensor, scale: float) -> Tensor:
-    """``scale * t`` in float32, rounded once to t's dtype (t itself when scale is 1)."""
-    return t if scale == 1.0 else (t.float() * scale).to(t.dtype)
-
-
 @torch.library.custom_op("wdsr_fast::wdsr_b_block_backward", mutates_args=())
 def _wdsr_b_block_backward(
     grad: Tensor,
@@ -130,7 +103,7 @@ def _wdsr_b_block_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients (dx, dw1, db1, dw2, db2, dw3, db3) of the block given grad = dLoss/dout."""
     low = pointwise_chain_forward(x, w1, b1, w2, b2)
-    w3_adjoint = _scaled(w3, res_scale).flip(2, 3).transpose(0, 1)
+    w3_adjoint = adjoint_3x3(w3, res_scale)
     grad_low = conv3x3_forward(grad, w3_adjoint, None)
     dw3, db3 = conv3x3_weight_grad(low, grad)
     del low
