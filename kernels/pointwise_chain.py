@@ -32,6 +32,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .aot import AotCase, pointer_type
+from .dot import padded_channels
 
 __all__ = [
     "STAGES",
@@ -55,6 +56,18 @@ def _pixel_offsets(pix, HW, W, stride_n, stride_h, stride_w):
     h = hw // W
     w = hw - h * W
     return n.to(tl.int64) * stride_n + h * stride_h + w * stride_w
+
+
+@triton.jit
+def _load_pixels(ptr, pix, pix_ok, offs, ok, HW, W, s_n, s_c, s_h, s_w):
+    """Rows ``pix`` (flattened pixels) by channels ``offs`` of a 4-D tensor, read through its
+    strides; 0 where ``pix_ok`` or ``ok`` is false."""
+    rows = _pixel_offsets(pix, HW, W, s_n, s_h, s_w)
+    return tl.load(
+        ptr + rows[:, None] + offs[None, :] * s_c,
+        mask=pix_ok[:, None] & ok[None, :],
+        other=0.0,
+    )
 
 
 @triton.jit
@@ -116,12 +129,7 @@ def pointwise_chain_fwd_kernel(
     c_ok = offs_c < C
     l_ok = offs_l < L
 
-    x_rows = _pixel_offsets(pix, HW, W, sx_n, sx_h, sx_w)
-    x = tl.load(
-        x_ptr + x_rows[:, None] + offs_c[None, :] * sx_c,
-        mask=pix_ok[:, None] & c_ok[None, :],
-        other=0.0,
-    )
+    x = _load_pixels(x_ptr, pix, pix_ok, offs_c, c_ok, HW, W, sx_n, sx_c, sx_h, sx_w)
     acc = tl.zeros((BLOCK_P, L_PAD), dtype=tl.float32)
     for e0 in range(0, E, BLOCK_E):
         e = e0 + offs_e
@@ -166,14 +174,8 @@ def pointwise_chain_bwd_input_kernel(
     l_ok = offs_l < L
     pc_mask = pix_ok[:, None] & c_ok[None, :]
 
-    x_rows = _pixel_offsets(pix, HW, W, sx_n, sx_h, sx_w)
-    x = tl.load(x_ptr + x_rows[:, None] + offs_c[None, :] * sx_c, mask=pc_mask, other=0.0)
-    d_rows = _pixel_offsets(pix, HW, W, sd_n, sd_h, sd_w)
-    dlow = tl.load(
-        dlow_ptr + d_rows[:, None] + offs_l[None, :] * sd_c,
-        mask=pix_ok[:, None] & l_ok[None, :],
-        other=0.0,
-    )
+    x = _load_pixels(x_ptr, pix, pix_ok, offs_c, c_ok, HW, W, sx_n, sx_c, sx_h, sx_w)
+    dlow = _load_pixels(dlow_ptr, pix, pix_ok, offs_l, l_ok, HW, W, sd_n, sd_c, sd_h, sd_w)
     if HAS_RESIDUAL_GRAD:
         g_rows = _pixel_offsets(pix, HW, W, sg_n, sg_h, sg_w)
         gres = tl.load(gres_ptr + g_rows[:, None] + offs_c[None, :] * sg_c, mask=pc_mask)
@@ -230,18 +232,8 @@ def pointwise_chain_bwd_weight_kernel(
     for tile in range(group, n_tiles, n_groups):
         pix = tile * BLOCK_P + tl.arange(0, BLOCK_P)
         pix_ok = pix < n_pixels
-        x_rows = _pixel_offsets(pix, HW, W, sx_n, sx_h, sx_w)
-        x = tl.load(
-            x_ptr + x_rows[:, None] + offs_c[None, :] * sx_c,
-            mask=pix_ok[:, None] & c_ok[None, :],
-            other=0.0,
-        )
-        d_rows = _pixel_offsets(pix, HW, W, sd_n, sd_h, sd_w)
-        dlow = tl.load(
-            dlow_ptr + d_rows[:, None] + offs_l[None, :] * sd_c,
-            mask=pix_ok[:, None] & l_ok[None, :],
-            other=0.0,
-        )
+        x = _load_pixels(x_ptr, pix, pix_ok, offs_c, c_ok, HW, W, sx_n, sx_c, sx_h, sx_w)
+        dlow = _load_pixels(dlow_ptr, pix, pix_ok, offs_l, l_ok, HW, W, sd_n, sd_c, sd_h, sd_w)
         pre, _ = _wide_chunk(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, sw1_e, sw1_c, DOT_PRECISION)
         wide = _relu(pre).to(x.dtype)
         dwide = _wide_grad_chunk(dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION)
@@ -296,11 +288,6 @@ class ChainConfig:
     block_e: int
     num_warps: int
     num_stages: int
-
-
-def padded_channels(n: int) -> int:
-    """Channel count padded for ``tl.dot``: the next power of two, at least 16."""
-    return max(16, triton.next_power_of_2(n))
 
 
 # Tile tables: (widest padded channel count up to which a row applies, (BLOCK_P, BLOCK_E,
