@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from accuracy import assert_within_rule
 from conftest import HAS_CUDA, requires_cuda
+from kernel_helpers import in_layout, poison_allocations
 from torch import Tensor
 
 from wdsr_fast.kernels import conv3x3
@@ -25,30 +26,7 @@ LAYOUTS = ("nchw", "channels_last", "strided")
 @pytest.fixture(autouse=True)
 def poisoned_buffers(monkeypatch: pytest.MonkeyPatch) -> list[Tensor]:
     """Every launcher allocation starts as NaN; returns the allocated buffers."""
-    allocated: list[Tensor] = []
-    real_empty = conv3x3._empty
-
-    def nan_empty(*args, **kwargs) -> Tensor:
-        t = real_empty(*args, **kwargs).fill_(float("nan"))
-        allocated.append(t)
-        return t
-
-    monkeypatch.setattr(conv3x3, "_empty", nan_empty)
-    return allocated
-
-
-def in_layout(t: Tensor, layout: str) -> Tensor:
-    """``t``'s values as NCHW-contiguous, channels_last, or a non-contiguous strided view."""
-    if layout == "nchw":
-        return t.contiguous()
-    if layout == "channels_last":
-        return t.contiguous(memory_format=torch.channels_last)
-    n, c, h, w = t.shape
-    big = torch.zeros(n, 2 * c, h + 1, w + 3, dtype=t.dtype, device=t.device)
-    view = big[:, 1::2, 1:, 2 : w + 2]
-    view.copy_(t)
-    assert not view.is_contiguous() and not view.is_contiguous(memory_format=torch.channels_last)
-    return view
+    return poison_allocations(monkeypatch, conv3x3)
 
 
 def rand(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:

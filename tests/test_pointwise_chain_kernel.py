@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from accuracy import assert_within_rule
 from conftest import HAS_CUDA, requires_cuda
+from kernel_helpers import in_layout, poison_allocations
 from torch import Tensor
 
 from wdsr_fast.kernels import pointwise_chain
@@ -29,29 +30,7 @@ PARAM_NAMES = ("w1", "b1", "w2", "b2")
 @pytest.fixture(autouse=True)
 def poisoned_buffers(monkeypatch: pytest.MonkeyPatch) -> list[Tensor]:
     """Every launcher allocation starts as NaN; returns the allocated buffers."""
-    allocated: list[Tensor] = []
-    real_empty = pointwise_chain._empty
-
-    def nan_empty(*args, **kwargs) -> Tensor:
-        t = real_empty(*args, **kwargs).fill_(float("nan"))
-        allocated.append(t)
-        return t
-
-    monkeypatch.setattr(pointwise_chain, "_empty", nan_empty)
-    return allocated
-
-
-def in_layout(t: Tensor, layout: str) -> Tensor:
-    """``t``'s values as NCHW-contiguous, channels_last, or a non-contiguous strided view."""
-    if layout == "nchw":
-        return t.contiguous()
-    if layout == "channels_last":
-        return t.contiguous(memory_format=torch.channels_last)
-    n, c, h, w = t.shape
-    big = torch.zeros(n, 2 * c, h + 1, w + 3, dtype=t.dtype, device=t.device)
-    view = big[:, 1::2, 1:, 2 : w + 2]
-    view.copy_(t)
-    return view
+    return poison_allocations(monkeypatch, pointwise_chain)
 
 
 def make_chain(

@@ -13,6 +13,7 @@ import pytest
 import torch
 from accuracy import assert_within_rule
 from conftest import HAS_CUDA, requires_cuda
+from kernel_helpers import poison_allocations
 from torch import Tensor
 
 from wdsr_fast.blocks import WDSRABlock
@@ -28,8 +29,7 @@ GRAD_NAMES = ("x", "w1", "b1", "w2", "b2")
 @pytest.fixture(autouse=True)
 def poisoned_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every buffer the convolution launchers allocate starts as NaN."""
-    real_empty = conv3x3._empty
-    monkeypatch.setattr(conv3x3, "_empty", lambda *a, **k: real_empty(*a, **k).fill_(float("nan")))
+    poison_allocations(monkeypatch, conv3x3)
 
 
 def in_layout(t: Tensor, layout: str) -> Tensor:

@@ -13,6 +13,7 @@ import pytest
 import torch
 from accuracy import assert_within_rule
 from conftest import HAS_CUDA, requires_cuda
+from kernel_helpers import poison_allocations
 from torch import Tensor
 
 from wdsr_fast.kernels import pointwise_chain
@@ -27,10 +28,7 @@ NAMES = ("x", "w1", "b1", "w2", "b2", "w3", "b3")
 @pytest.fixture(autouse=True)
 def poisoned_chain_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The chain launchers' buffers start as NaN (the 3x3 kernel's tests poison its own)."""
-    real_empty = pointwise_chain._empty
-    monkeypatch.setattr(
-        pointwise_chain, "_empty", lambda *a, **k: real_empty(*a, **k).fill_(float("nan"))
-    )
+    poison_allocations(monkeypatch, pointwise_chain)
 
 
 def make_block(
