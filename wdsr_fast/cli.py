@@ -159,14 +159,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="weights file to write")
     p.add_argument("--scale", type=_positive_int, default=2)
     p.add_argument("--n-feats", type=_positive_int, default=32)
-    p.add_argument("--n-resblocks", type=_non_negative_int, default=8)
-    p.add_argument("--steps", type=_positive_int, default=240)
-    p.add_argument("--batch-size", type=_positive_int, default=8)
+    # The defaults are the recipe of the bundled x2 weights.
+    p.add_argument("--n-resblocks", type=_non_negative_int, default=16)
+    p.add_argument("--steps", type=_positive_int, default=2400)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--patch-size", type=_positive_int, default=32, help="LR patch side")
     p.add_argument("--lr", type=_positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=_non_negative_int, default=20)
-    p.add_argument("--log-every", type=_positive_int, default=10)
+    p.add_argument("--checkpoint-every", type=_non_negative_int, default=200)
+    p.add_argument("--log-every", type=_positive_int, default=50)
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--no-bicubic-init",
