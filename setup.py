@@ -11,7 +11,7 @@ import glob
 import os
 import shutil
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CUDA_ARCHS = "8.0;9.0"
@@ -102,9 +102,8 @@ setup(
     long_description=read_readme(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["wdsr_fast", "wdsr_fast.ops", "wdsr_fast.kernels"],
-    package_dir={"wdsr_fast.kernels": "kernels"},
-    package_data={"wdsr_fast": ["weights/*.safetensors", "py.typed"]},
+    packages=find_packages(include=["wdsr_fast", "wdsr_fast.*"]),
+    package_data={"wdsr_fast": ["py.typed"], "wdsr_fast.app": ["weights/*.safetensors"]},
     install_requires=["torch>=2.6", "numpy", "pillow", "safetensors", "tqdm"],
     extras_require={
         "triton": ["triton>=3.2"],
@@ -123,7 +122,7 @@ setup(
         # The photographs the bundled weights are trained on ship inside scikit-image.
         "train": ["scikit-image"],
     },
-    entry_points={"console_scripts": ["wdsr-fast=wdsr_fast.cli:main"]},
+    entry_points={"console_scripts": ["wdsr-fast=wdsr_fast.app.cli:main"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,

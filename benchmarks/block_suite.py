@@ -45,18 +45,16 @@ def measured_roofs() -> tuple[float, float]:
 
 
 def select_block_function(
-    provider: str, reference: Callable[..., Tensor], fast: Callable[[], Callable[..., Tensor]],
-    torch_fallback: Callable[..., Tensor],
-) -> Callable[..., Tensor]:  # fmt: skip
+    provider: str, reference: Callable[..., Tensor], fast: Callable[..., Tensor]
+) -> Callable[..., Tensor]:
     """The block function of ``provider``: the reference (eager or compiled with the suite's
-    mode), or on a GPU the fused op that ``fast()`` imports, on a CPU ``torch_fallback``."""
+    mode), or wdsr_fast's functional block on its default backend (the fused op on a GPU, the
+    torch backend on a CPU)."""
     if provider == "reference_eager":
         return reference
     if provider == "reference_compiled":
         return harness.compiled(reference)
-    if harness.ON_GPU:
-        return fast()
-    return torch_fallback
+    return fast
 
 
 def block_input(

@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark suites: device, sizes, providers, timing and memory.
 
-``saved_activation_bytes`` and the peak-memory measurement come from :mod:`wdsr_fast.bench`
+``saved_activation_bytes`` and the peak-memory measurement come from :mod:`wdsr_fast.app.measure`
 (the ``wdsr-fast bench`` command), so both report the same quantities.
 
 A suite is a pytest file under benchmarks/ whose tests take pytest-benchmark's ``benchmark``
@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import torch
 
-from wdsr_fast import reference
-from wdsr_fast.bench import peak_cuda_memory_bytes, saved_activation_bytes
+from wdsr_fast.app.measure import peak_cuda_memory_bytes, saved_activation_bytes
+from wdsr_fast.testing import reference
 
 __all__ = [
     "COMPILE_MODE",

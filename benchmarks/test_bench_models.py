@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks import harness
 from wdsr_fast import WDSRB
+
+from benchmarks import harness
 
 PROVIDERS = ["reference_nchw", "reference_channels_last", "reference_compiled", "wdsr_fast"]
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from wdsr_fast.extension import extension_unavailable_reason
+from wdsr_fast.functional import shuffle_add_affine
+
 from benchmarks import harness
-from wdsr_fast.ops.pixel_shuffle import extension_supports
-from wdsr_fast.tail import shuffle_add_affine
 
 R = 2
 SCALE = 127.5
@@ -41,9 +42,10 @@ def make_inputs(size, dtype, layout):
 
 def make_provider(name, a, b, shift):
     if name == "wdsr_fast":
-        if not extension_supports(a.device):
-            pytest.skip(f"the C++ extension has no kernels for {a.device.type} here")
-        return lambda: shuffle_add_affine(a, b, R, SCALE, shift)
+        reason = extension_unavailable_reason(a.device)
+        if reason is not None:
+            pytest.skip(reason)
+        return lambda: shuffle_add_affine(a, b, R, SCALE, shift, backend="triton")
     mean = shift.view(1, -1, 1, 1)
     return lambda: (F.pixel_shuffle(a, R) + F.pixel_shuffle(b, R)) * SCALE + mean
 

@@ -24,6 +24,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from wdsr_fast import WDSRA, functional
+from wdsr_fast.testing.reference import wdsr_a_block_reference
+
 from benchmarks import harness
 from benchmarks.block_suite import (
     bench_block_forward,
@@ -32,9 +35,6 @@ from benchmarks.block_suite import (
     block_input,
     select_block_function,
 )
-from wdsr_fast import WDSRA
-from wdsr_fast.blocks import wdsr_a_block_torch
-from wdsr_fast.reference import wdsr_a_block_reference
 
 PROVIDERS = ["reference_eager", "reference_compiled", "wdsr_fast"]
 N_FEATS, BLOCK_FEATS = 32, 128
@@ -54,14 +54,8 @@ def block_weights(dtype: torch.dtype) -> list[nn.Parameter]:
     ]
 
 
-def _fast_block() -> Callable[..., Tensor]:
-    from wdsr_fast.ops.wdsr_a_block import wdsr_a_block
-
-    return wdsr_a_block
-
-
 def block_function(provider: str) -> Callable[..., Tensor]:
-    return select_block_function(provider, wdsr_a_block_reference, _fast_block, wdsr_a_block_torch)
+    return select_block_function(provider, wdsr_a_block_reference, functional.wdsr_a_block)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -2,7 +2,7 @@
 
 Suites (C=32, expand 6, linear 0.8, i.e. E=192, L=25):
 - block forward on one LR image (540x960 fp16 on a GPU, 256x256 fp32 on a CPU), with the
-  fraction of the roofline bound on a GPU (DESIGN.md section 6);
+  fraction of the roofline bound on a GPU (docs/design.md section 6);
 - block forward + backward on a training batch (16 x 48 x 48), with peak memory and the bytes
   autograd saves for backward;
 - training step of the whole WDSR-B x2 (B=16) model: forward, L1 loss, backward, Adam step,
@@ -23,6 +23,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from wdsr_fast import WDSRB, functional
+from wdsr_fast.testing.reference import wdsr_b_block_reference
+
 from benchmarks import harness
 from benchmarks.block_suite import (
     bench_block_forward,
@@ -31,9 +34,6 @@ from benchmarks.block_suite import (
     block_input,
     select_block_function,
 )
-from wdsr_fast import WDSRB
-from wdsr_fast.blocks import wdsr_b_block_torch
-from wdsr_fast.reference import wdsr_b_block_reference
 
 PROVIDERS = ["reference_eager", "reference_compiled", "wdsr_fast"]
 N_FEATS, EXPAND, LINEAR = 32, 6, 0.8
@@ -51,14 +51,8 @@ def block_weights(dtype: torch.dtype) -> list[nn.Parameter]:
     ]
 
 
-def _fast_block() -> Callable[..., Tensor]:
-    from wdsr_fast.ops.wdsr_b_block import wdsr_b_block
-
-    return wdsr_b_block
-
-
 def block_function(provider: str) -> Callable[..., Tensor]:
-    return select_block_function(provider, wdsr_b_block_reference, _fast_block, wdsr_b_block_torch)
+    return select_block_function(provider, wdsr_b_block_reference, functional.wdsr_b_block)
 
 
 def block_flops(x: Tensor) -> float:

@@ -3,8 +3,8 @@
     python examples/train.py --dir_data data/photos/train --scale 2 --n_resblocks 8 --epochs 200
 
 The model is built the way the authors' trainer builds it: their argparse namespace and their
-model class (here the package's rendition of it, :mod:`wdsr_fast.reference`; use your own model
-file the same way). ``wdsr_fast.replace_blocks(model)`` then swaps its residual blocks for fused
+model class (here the package's rendition of it, :mod:`wdsr_fast.testing.reference`; use your
+own model file the same way). ``wdsr_fast.replace_blocks(model)`` then swaps its residual blocks for fused
 ones that share the very same Parameters, so the optimizer, the state_dict keys and the saved
 checkpoints are unchanged. Delete that line and the script trains the plain reference model.
 
@@ -22,8 +22,8 @@ import argparse
 import torch
 
 import wdsr_fast
-from wdsr_fast.reference import ReferenceWDSRB, make_args
-from wdsr_fast.training import PatchSampler, TrainConfig, load_training_pairs, train
+from wdsr_fast.app.training import PatchSampler, TrainConfig, load_training_pairs, train
+from wdsr_fast.testing.reference import ReferenceWDSRB, make_args
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,6 +1,8 @@
 """Test configuration: without a GPU, Triton kernels run in the interpreter on CPU tensors.
 
-TRITON_INTERPRET must be set before triton is first imported, so it is set here, at collection.
+TRITON_INTERPRET must be set before triton is first imported, so it is set here, at collection
+(:mod:`helpers.devices` tells whether a GPU is present). Shared helpers live in the ``helpers``
+package (``tests/`` is on the path, see pyproject.toml), never here.
 """
 
 import os
@@ -8,11 +10,10 @@ import os
 import pytest
 import torch
 
-HAS_CUDA = torch.cuda.is_available()
+from helpers.devices import HAS_CUDA
+
 if not HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
-
-requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,6 @@
 
 import sys
 
-from wdsr_fast.cli import main
+from wdsr_fast.app.cli import main
 
 sys.exit(main())

@@ -24,11 +24,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wdsr_fast._extension import build_info, extension
+from wdsr_fast.extension import extension, extension_unavailable_reason
 
 __all__ = [
     "EXTENSION_AVAILABLE",
-    "extension_supports",
     "output_memory_format",
     "pixel_shuffle",
     "pixel_unshuffle",
@@ -36,16 +35,6 @@ __all__ = [
 ]
 
 EXTENSION_AVAILABLE: bool = extension() is not None
-_DEVICE_TYPES = frozenset(
-    ({"cpu", "meta"} | ({"cuda"} if build_info()["cuda_kernels"] else set()))
-    if EXTENSION_AVAILABLE
-    else set()
-)
-
-
-def extension_supports(device: torch.device) -> bool:
-    """Whether the extension loaded and has kernels for tensors on ``device``."""
-    return device.type in _DEVICE_TYPES
 
 
 def output_memory_format(x: Tensor) -> torch.memory_format:
@@ -62,9 +51,8 @@ def output_memory_format(x: Tensor) -> torch.memory_format:
 def _ops() -> torch._ops._OpNamespace:
     if not EXTENSION_AVAILABLE:
         raise RuntimeError(
-            "wdsr_fast: the C++/CUDA extension wdsr_fast._C is not available "
-            f"({build_info()['extension_error']}); rebuild the package with "
-            "`pip install --no-build-isolation -e .`"
+            f"wdsr_fast: {extension_unavailable_reason(torch.device('cpu'))}; rebuild the "
+            "package with `pip install --no-build-isolation -e .`"
         )
     return torch.ops.wdsr_fast
 

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: the correctness rule, GPU markers, kernel-test set-up."""
