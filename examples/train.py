@@ -4,9 +4,10 @@
 
 The model is built the way the authors' trainer builds it: their argparse namespace and their
 model class (here the package's rendition of it, :mod:`wdsr_fast.testing.reference`; use your
-own model file the same way). ``wdsr_fast.replace_blocks(model)`` then swaps its residual blocks for fused
-ones that share the very same Parameters, so the optimizer, the state_dict keys and the saved
-checkpoints are unchanged. Delete that line and the script trains the plain reference model.
+own model file the same way). ``wdsr_fast.replace_blocks(model)`` then swaps its residual
+blocks for fused ones that share the very same Parameters, so the optimizer, the state_dict keys
+and the saved checkpoints are unchanged. Delete that line and the script trains the plain
+reference model.
 
 Training is the reference trainer's recipe, the same code as ``wdsr-fast train``: random
 ``patch_size`` crops (HR pixels, the trainer's convention) with flips, L1 loss, Adam, the
