@@ -1,0 +1,348 @@
+"""Static cost report of one residual block, forward and backward, from the compiled kernels.
+
+For the kernels one WDSR-B block forward and one backward launch (and the same for WDSR-A) on a
+given input, compiled for ``sm_<arch>`` exactly as they run (:mod:`.cases`, :mod:`.compile`),
+the report gives per kernel: registers, spill bytes, shared memory, theoretical occupancy
+(fraction of the SM's 64 warp slots), tensor-core instructions in the SASS, dynamic
+warp-instructions per LR pixel, HBM bytes per LR pixel and a bound time; and the sums per
+block. Nothing runs on a GPU.
+
+- Dynamic warp-instructions: from the SASS (:mod:`.sass`), every instruction once per warp,
+  times the trip counts of the loops holding it (derived from the launch's arguments, per
+  kernel: :data:`LOOP_TRIPS`), times the warps of the launch.
+- HBM bytes: what the launch reads and writes (:data:`TRAFFIC`), each tensor argument once;
+  ``l2_bytes_per_pixel`` also counts the re-reads of the same elements by other programs of
+  the launch (which L2 serves when those programs run close in time).
+- Bound time: the largest of HBM time, tensor-core time (the MMA instructions' own FLOPs, so
+  channel padding counts) and issue time (4 warp-instructions per clock per SM), on the GPU
+  model of the arch (:data:`GPUS`).
+
+``python -m wdsr_fast.kernels.report --arch 90 --dtype float16 --size 540x960 [--batch 1]
+[--json]`` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import triton
+
+from .capture import Launch
+from .cases import Scenario, record
+from .compile import compile_launch, ptxas_usage, sass, specialise
+from .sass import Instruction, Loop, find_loops, opcode_counts, parse, tensor_flops
+
+__all__ = ["GPUS", "GpuModel", "block_report", "main", "report"]
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    """What the bound times assume of a GPU: SMs, clock, HBM bandwidth, dense tensor-core
+    throughput per operand kind ("half": float16/bfloat16, "tf32"), shared memory per SM."""
+
+    name: str
+    multiprocessors: int
+    clock_ghz: float
+    hbm_tb_per_s: float
+    tensor_tflops: dict[str, float]
+    shared_bytes_per_sm: int
+
+
+GPUS = {
+    80: GpuModel("A100", 108, 1.41, 2.0, {"half": 312.0, "tf32": 156.0}, 164 * 1024),
+    90: GpuModel("H100", 132, 1.8, 3.0, {"half": 989.0, "tf32": 494.0}, 228 * 1024),
+}
+WARP_SLOTS_PER_SM = 64
+MAX_CTAS_PER_SM = 32
+REGISTERS_PER_SM = 65536
+REGISTER_ALLOCATION_UNIT = 256  # registers per warp are allocated in units of this
+SHARED_RESERVED_PER_CTA = 1024
+ISSUE_PER_CLOCK_PER_SM = 4
+
+
+def _args(launch: Launch) -> dict[str, Any]:
+    """The launch's arguments by parameter name (positional ones, then keywords)."""
+    return {**dict(zip(launch.kernel.arg_names, launch.args, strict=False)), **launch.kwargs}
+
+
+# Trip counts of each kernel's SASS loops (ordered by address), from its launch arguments.
+LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
+    "pointwise_chain_fwd_kernel": lambda a, _: [triton.cdiv(a["E"], a["BLOCK_E"])],
+    "pointwise_chain_bwd_input_kernel": lambda a, _: [triton.cdiv(a["E"], a["BLOCK_E"])],
+    "pointwise_chain_bwd_weight_kernel": lambda a, launch: [
+        triton.cdiv(triton.cdiv(a["n_pixels"], a["BLOCK_P"]), launch.grid[1])
+    ],
+    "chain_grad_sum_kernel": lambda a, _: [a["n_rows"]],
+    "conv3x3_forward_kernel": lambda a, _: [9 * triton.cdiv(a["CIN"], a["BLOCK_K"])],
+    "conv3x3_weight_grad_partial_kernel": lambda a, _: [
+        triton.cdiv(a["PIX_PER_SPLIT"], a["BLOCK_P"])
+    ],
+    "sum_partials_kernel": lambda a, _: [a["SPLITS"]],
+}
+
+
+def _reread(dims: tuple[int, ...]) -> Callable[[Launch], int]:
+    """Programs along grid ``dims`` read the same elements: that many reads of them."""
+    return lambda launch: math.prod(launch.grid[d] for d in dims)
+
+
+_ONCE = _reread(())
+# Per kernel: pointer argument -> ("r" or "w", how many programs read each of its elements).
+TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
+    "pointwise_chain_fwd_kernel": {
+        **{p: ("r", _ONCE) for p in ("x_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr")},
+        "low_ptr": ("w", _ONCE),
+    },
+    "pointwise_chain_bwd_input_kernel": {
+        **{p: ("r", _ONCE) for p in ("x_ptr", "dlow_ptr", "w1_ptr", "b1_ptr", "w2_ptr")},
+        "gres_ptr": ("r", _ONCE),
+        "dx_ptr": ("w", _ONCE),
+    },
+    "pointwise_chain_bwd_weight_kernel": {
+        **{p: ("r", _reread((0,))) for p in ("x_ptr", "dlow_ptr")},
+        **{p: ("r", _ONCE) for p in ("w1_ptr", "b1_ptr", "w2_ptr")},
+        "partial_ptr": ("w", _ONCE),
+    },
+    "chain_grad_sum_kernel": {
+        "partial_ptr": ("r", _ONCE),
+        **{p: ("w", _ONCE) for p in ("dw1_ptr", "dw2_ptr", "db1_ptr", "db2_ptr")},
+    },
+    "conv3x3_forward_kernel": {
+        **{p: ("r", _ONCE) for p in ("x_ptr", "w_ptr", "bias_ptr", "mask_ptr", "res_ptr")},
+        "y_ptr": ("w", _ONCE),
+    },
+    "conv3x3_weight_grad_partial_kernel": {
+        **{p: ("r", _reread((1, 2))) for p in ("x_ptr", "g_ptr")},
+        "part_ptr": ("w", _ONCE),
+    },
+    "sum_partials_kernel": {"part_ptr": ("r", _ONCE), "out_ptr": ("w", _ONCE)},
+}
+# Pointer arguments a launch passes only as placeholders when a flag leaves them unused.
+_UNUSED_WHEN = {
+    "bias_ptr": "HAS_BIAS",
+    "mask_ptr": "HAS_MASK",
+    "res_ptr": "HAS_RESIDUAL",
+    "gres_ptr": "HAS_RESIDUAL_GRAD",
+}
+
+
+def _traffic_bytes(launch: Launch) -> tuple[float, float]:
+    """(HBM bytes: each tensor argument read or written once; L2 bytes: with the re-reads)."""
+    args = _args(launch)
+    name = launch.kernel.fn.__name__
+    hbm = l2 = 0.0
+    for arg, (_, readers) in TRAFFIC[name].items():
+        flag = _UNUSED_WHEN.get(arg)
+        if flag is not None and not args.get(flag, True):
+            continue
+        tensor = args[arg]
+        size = tensor.numel() * tensor.element_size()
+        if name == "conv3x3_weight_grad_partial_kernel" and arg == "part_ptr":
+            size = launch.grid[0] * args["ROW"] * 4  # the rows of its splits
+        hbm += size
+        l2 += size * readers(launch)
+    return hbm, l2
+
+
+def _occupancy(registers: int, shared: int, warps: int, gpu: GpuModel) -> float:
+    """Resident warps per SM over its 64 warp slots, from registers, shared memory and warps."""
+    per_warp = math.ceil(registers * 32 / REGISTER_ALLOCATION_UNIT) * REGISTER_ALLOCATION_UNIT
+    limits = [
+        REGISTERS_PER_SM // (per_warp * warps),
+        WARP_SLOTS_PER_SM // warps,
+        MAX_CTAS_PER_SM,
+        gpu.shared_bytes_per_sm // (shared + SHARED_RESERVED_PER_CTA),
+    ]
+    return min(limits) * warps / WARP_SLOTS_PER_SM
+
+
+def _sass_trips(
+    logical: list[float], instructions: list[Instruction], loops: list[Loop]
+) -> list[float]:
+    """Trip counts of the SASS loops from those of the source loops. A source loop the compiler
+    unrolled by u shows as two consecutive loops, the unrolled one (n // u trips) and its
+    remainder (n % u); u is the ratio of their global loads."""
+    if len(loops) == len(logical):
+        return logical
+    if len(logical) == 1 and len(loops) == 2 and loops[0].end < loops[1].start:
+
+        def loads(loop: Loop) -> int:
+            return sum(1 for i in instructions if loop.holds(i) and i.base_opcode == "LDG")
+
+        unroll = loads(loops[0]) // max(loads(loops[1]), 1)
+        return [logical[0] // unroll, logical[0] % unroll]
+    raise ValueError(f"{len(loops)} SASS loops do not match the source loops' trips {logical}")
+
+
+def _kernel_report(launch: Launch, arch: int, pixels: int, operand: str) -> dict[str, Any]:
+    gpu = GPUS[arch]
+    kernel = compile_launch(specialise(launch, arch))
+    usage = ptxas_usage(kernel.asm["ptx"], arch)
+    instructions, labels = parse(sass(kernel.asm["cubin"]))
+    loops = find_loops(instructions, labels)
+    name = launch.kernel.fn.__name__
+    trips = _sass_trips(LOOP_TRIPS[name](_args(launch), launch), instructions, loops)
+    counts = opcode_counts(instructions, loops, trips)
+    warps = kernel.metadata.num_warps * launch.programs
+    warp_instructions = sum(counts.values()) * warps
+    flops = tensor_flops(instructions, loops, trips) * warps
+    hbm, l2 = _traffic_bytes(launch)
+    times = {
+        "hbm": hbm / (gpu.hbm_tb_per_s * 1e12) * 1e6,
+        "tensor": flops / (gpu.tensor_tflops[operand] * 1e12) * 1e6,
+        "issue": warp_instructions
+        / (ISSUE_PER_CLOCK_PER_SM * gpu.multiprocessors * gpu.clock_ghz * 1e9)
+        * 1e6,
+    }
+    tensor_opcodes = ("HGMMA", "HMMA")
+    return {
+        "name": name,
+        "grid": list(launch.grid),
+        "num_warps": kernel.metadata.num_warps,
+        "registers": usage.registers,
+        "spill_bytes": usage.spill_stores + usage.spill_loads,
+        "shared_bytes": kernel.metadata.shared,
+        "occupancy": _occupancy(usage.registers, kernel.metadata.shared,
+                                kernel.metadata.num_warps, gpu),  # fmt: skip
+        "tensor_core_instructions": {
+            op: sum(1 for i in instructions if i.base_opcode == op) for op in tensor_opcodes
+        },
+        "warp_instructions_per_pixel": warp_instructions / pixels,
+        "hbm_bytes_per_pixel": hbm / pixels,
+        "l2_bytes_per_pixel": l2 / pixels,
+        "tensor_flops_per_pixel": flops / pixels,
+        "bound_us": max(times.values()),
+        "bound_by": max(times, key=lambda k: times[k]),
+        "top_opcodes_per_pixel": {
+            op: count * warps / pixels for op, count in list(counts.items())[:8]
+        },
+    }
+
+
+def _block_flops(block: str, c: int, wide: int, low: int) -> tuple[float, float]:
+    """Minimum FLOP per pixel of a block's forward and backward (backward: recompute the
+    activations it needs, then the input and weight gradients of every layer)."""
+    if block == "B":
+        chain, conv = 2 * (c * wide + wide * low), 2 * 9 * low * c
+        return chain + conv, chain + 2 * (chain + conv)
+    first, second = 2 * 9 * c * wide, 2 * 9 * wide * c
+    return first + second, first + 2 * (first + second)
+
+
+def block_report(scenario: Scenario, arch: int) -> dict[str, Any]:
+    """The report of one block forward or backward (``scenario.stage``)."""
+    gpu = GPUS[arch]
+    n, h, w = scenario.shape
+    pixels = n * h * w
+    operand = "half" if scenario.dtype != torch.float32 else "tf32"
+    kernels = [_kernel_report(launch, arch, pixels, operand) for launch in record(scenario, arch)]
+    itemsize = torch.tensor([], dtype=scenario.dtype).element_size()
+    flops = _block_flops(scenario.block, scenario.channels, scenario.wide, scenario.low)
+    forward = scenario.stage == "forward"
+    min_bytes = (2 if forward else 3) * scenario.channels * itemsize
+    roofline_us = max(
+        pixels * min_bytes / (gpu.hbm_tb_per_s * 1e12),
+        pixels * flops[0 if forward else 1] / (gpu.tensor_tflops[operand] * 1e12),
+    ) * 1e6  # fmt: skip
+    bound_us = sum(k["bound_us"] for k in kernels)
+    return {
+        "warp_instructions_per_pixel": sum(k["warp_instructions_per_pixel"] for k in kernels),
+        "hbm_bytes_per_pixel": sum(k["hbm_bytes_per_pixel"] for k in kernels),
+        "bound_us": bound_us,
+        "roofline_us": roofline_us,
+        "fraction_of_roofline": roofline_us / bound_us,
+        "min_hbm_bytes_per_pixel": min_bytes,
+        "min_flops_per_pixel": flops[0 if forward else 1],
+        "kernels": kernels,
+    }
+
+
+def report(arch: int, dtype: torch.dtype, size: tuple[int, int], batch: int) -> dict[str, Any]:
+    """Forward and backward of the default WDSR-B block (C=32, E=192, L=25) and of the default
+    WDSR-A block (C=32, block_feats=128), channels_last input of ``batch`` x ``size``."""
+    shape = (batch, *size)
+
+    def block(kind: str, c: int, wide: int, low: int, stage: str) -> dict[str, Any]:
+        scenario = Scenario(kind, c, wide, low, stage, shape, dtype, True, "channels_last")
+        return block_report(scenario, arch)
+
+    gpu = GPUS[arch]
+    return {
+        "arch": f"sm_{arch}",
+        "gpu_model": {
+            "name": gpu.name,
+            "multiprocessors": gpu.multiprocessors,
+            "clock_ghz": gpu.clock_ghz,
+            "hbm_tb_per_s": gpu.hbm_tb_per_s,
+            "tensor_tflops": gpu.tensor_tflops,
+        },
+        "dtype": str(dtype).removeprefix("torch."),
+        "input": {"batch": batch, "height": size[0], "width": size[1]},
+        "triton": triton.__version__,
+        "forward": block("B", 32, 192, 25, "forward"),
+        "backward": block("B", 32, 192, 25, "backward"),
+        "wdsr_a": {
+            "forward": block("A", 32, 128, 0, "forward"),
+            "backward": block("A", 32, 128, 0, "backward"),
+        },
+    }
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The report as a text table per block and stage."""
+    gpu = result["gpu_model"]
+    lines = [
+        f"{result['arch']} ({gpu['name']} model), {result['dtype']}, "
+        f"{result['input']['batch']}x{result['input']['height']}x{result['input']['width']}, "
+        f"triton {result['triton']}"
+    ]
+    stages = [("WDSR-B forward", result["forward"]), ("WDSR-B backward", result["backward"]),
+              ("WDSR-A forward", result["wdsr_a"]["forward"]),
+              ("WDSR-A backward", result["wdsr_a"]["backward"])]  # fmt: skip
+    for title, stage in stages:
+        lines.append(
+            f"\n{title}: {stage['warp_instructions_per_pixel']:.1f} warp-instr/px, "
+            f"{stage['hbm_bytes_per_pixel']:.1f} B/px, bound {stage['bound_us']:.1f} us, "
+            f"roofline {stage['roofline_us']:.1f} us "
+            f"({100 * stage['fraction_of_roofline']:.0f}% of roofline)"
+        )
+        lines.append(
+            f"  {'kernel':<36} {'regs':>4} {'spill':>5} {'smem':>6} {'occ':>5} "
+            f"{'TC':>5} {'instr/px':>8} {'B/px':>7} {'bound us':>8}"
+        )
+        for k in stage["kernels"]:
+            tc = sum(k["tensor_core_instructions"].values())
+            lines.append(
+                f"  {k['name']:<36} {k['registers']:>4} {k['spill_bytes']:>5} "
+                f"{k['shared_bytes']:>6} {k['occupancy']:>5.2f} {tc:>5} "
+                f"{k['warp_instructions_per_pixel']:>8.1f} {k['hbm_bytes_per_pixel']:>7.1f} "
+                f"{k['bound_us']:>7.1f}{k['bound_by'][0]}"
+            )
+    return "\n".join(lines)
+
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``--arch 90 --dtype float16 --size 540x960 [--batch 1] [--json]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, choices=sorted(GPUS), default=90)
+    parser.add_argument("--dtype", choices=sorted(_DTYPES), default="float16")
+    parser.add_argument("--size", default="540x960", help="LR height x width, e.g. 540x960")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    height, width = (int(v) for v in args.size.lower().split("x"))
+    result = report(args.arch, _DTYPES[args.dtype], (height, width), args.batch)
+    print(json.dumps(result, indent=1) if args.json else format_report(result))
+
+
+if __name__ == "__main__":
+    main()
