@@ -189,11 +189,35 @@ def test_bad_input_raises_clear_error(make_x, error, match):
         ({"rgb_mean": (0.5, 0.5)}, "rgb_mean"),
         ({"backend": "cuda"}, "backend"),
         ({"linear": 0.01}, "linear"),
+        ({"linear": float("nan")}, "linear"),
+        ({"n_feats": 0}, "^n_feats must be a positive integer"),
+        ({"rgb_range": float("inf")}, "^rgb_range must be a finite positive number"),
+        ({"rgb_range": float("nan")}, "^rgb_range must be a finite positive number"),
+        ({"rgb_range": 0.0}, "^rgb_range"),
+        ({"rgb_std": float("inf")}, "^rgb_std"),
+        ({"rgb_mean": (0.5, float("nan"), 0.5)}, "^rgb_mean must be a finite"),
+        ({"res_scale": float("nan")}, "^res_scale must be a finite"),
+        ({"res_scale": "1"}, "^res_scale must be a real number"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         WDSRB(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_feats": 0}, "^n_feats"),
+        ({"block_feats": 0}, "^block_feats"),
+        ({"rgb_range": float("inf")}, "^rgb_range"),
+        ({"rgb_std": float("nan")}, "^rgb_std"),
+        ({"res_scale": float("inf")}, "^res_scale"),
+    ],
+)
+def test_bad_wdsr_a_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WDSRA(**kwargs)
 
 
 def test_nan_and_inf_propagate():

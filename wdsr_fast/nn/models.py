@@ -19,6 +19,7 @@ fused op (:func:`wdsr_fast.functional.shuffle_add_affine`), on the same backend.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -42,6 +43,21 @@ def _positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def _finite(value: float, name: str, positive: bool = False) -> float:
+    """``value`` as a float; ValueError naming ``name`` unless it is a finite real number
+    (and > 0 when ``positive``)."""
+    try:
+        number = float(value) if not isinstance(value, str | bytes | bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(number) or (positive and not number > 0):
+        kind = "a finite positive" if positive else "a finite"
+        raise ValueError(f"{name} must be {kind} number, got {value!r}")
+    return number
 
 
 class _WDSR(nn.Module):
@@ -69,12 +85,9 @@ class _WDSR(nn.Module):
             raise ValueError(f"n_resblocks must be >= 0, got {n_resblocks!r}")
         if len(rgb_mean) != n_colors:
             raise ValueError(f"rgb_mean must have n_colors={n_colors} values, got {len(rgb_mean)}")
-        if not rgb_range > 0:
-            raise ValueError(f"rgb_range must be positive, got {rgb_range!r}")
-        if not rgb_std > 0:
-            raise ValueError(f"rgb_std must be positive, got {rgb_std!r}")
-        self.rgb_range = float(rgb_range)
-        self.rgb_std = float(rgb_std)
+        rgb_mean = [_finite(value, "rgb_mean") for value in rgb_mean]
+        self.rgb_range = _finite(rgb_range, "rgb_range", positive=True)
+        self.rgb_std = _finite(rgb_std, "rgb_std", positive=True)
         self.register_buffer(
             "rgb_mean",
             torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1),
@@ -171,9 +184,13 @@ class WDSRB(_WDSR):
         backend: str = "auto",
     ):
         check_backend(backend)
+        _positive_int(n_feats, "n_feats")
         _positive_int(expand, "expand")
-        if int(n_feats * linear) < 1:
-            raise ValueError(f"linear must make int(n_feats * linear) >= 1, got {linear!r}")
+        _finite(res_scale, "res_scale")
+        if int(n_feats * _finite(linear, "linear", positive=True)) < 1:
+            raise ValueError(
+                f"linear must make int(n_feats * linear) >= 1 (n_feats={n_feats}), got {linear!r}"
+            )
         super().__init__(
             scale,
             n_resblocks,
@@ -211,6 +228,7 @@ class WDSRA(_WDSR):
     ):
         check_backend(backend)
         _positive_int(block_feats, "block_feats")
+        _finite(res_scale, "res_scale")
         super().__init__(
             scale,
             n_resblocks,
