@@ -11,9 +11,11 @@ as they are. Inputs and outputs are RGB in ``[0, rgb_range]``:
 The reference's values are ``rgb_range=255``, ``rgb_std=0.5`` (its ``/ 127.5``) and DIV2K's mean.
 
 Input (N, n_colors, H, W) floating point; output (N, n_colors, H*scale, W*scale) in
-channels_last memory format. The residual blocks run on the backend chosen by ``backend``
-(see :mod:`wdsr_fast.dispatch`); the pixel shuffles, skip add and de-normalisation are one
-fused op (:func:`wdsr_fast.functional.shuffle_add_affine`), on the same backend.
+channels_last memory format, in the input's dtype; under ``torch.autocast`` in the autocast
+dtype (the blocks return it, and the tail keeps the dtype of its input). The residual blocks
+run on the backend chosen by ``backend`` (see :mod:`wdsr_fast.dispatch`); the pixel shuffles,
+skip add and de-normalisation are one fused op
+(:func:`wdsr_fast.functional.shuffle_add_affine`), on the same backend.
 """
 
 from __future__ import annotations
