@@ -106,7 +106,7 @@ def test_save_checks_its_inputs_and_folder(tmp_path):
     rgb = torch.zeros(3, 4, 4, dtype=torch.uint8)
     with pytest.raises(ImageError, match="output folder .* does not exist"):
         save_image(tmp_path / "nowhere" / "x.png", rgb)
-    with pytest.raises(ValueError, match="rgb must be"):
+    with pytest.raises(ValueError, match="pixels must be"):
         save_image(tmp_path / "x.png", rgb.float())
     with pytest.raises(ValueError, match="alpha must be"):
         save_image(tmp_path / "x.png", rgb, torch.zeros(1, 3, 4, dtype=torch.uint8))

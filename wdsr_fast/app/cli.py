@@ -87,8 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         "upscale",
         help="super-resolve images",
         description="Super-resolve image files or folders of images. Grayscale images come "
-        "back grayscale; transparency is kept (alpha resized bicubic); images of more than 8 "
-        "bits per channel are refused. A failed file is reported and the others still run.",
+        "back grayscale; transparency is kept (alpha resized bicubic; formats without alpha, "
+        "such as JPEG, drop it and say so); EXIF orientation is applied; images of more than 8 "
+        "bits per channel are refused. Every output path is checked before anything is "
+        "written: an output that would overwrite an input, or two inputs with one output, "
+        "stop the run. Each file is written whole or not at all. A failed file is reported "
+        "and the others still run; the exit status is 1 if any failed.",
     )
     p.add_argument("inputs", nargs="+", help="image files or folders")
     p.add_argument(
@@ -201,6 +205,11 @@ def _model_and_job(args: argparse.Namespace) -> tuple[Any, Any]:
     device = _device(args.device)
     dtype = getattr(torch, args.dtype)
     model = model_for_scale(args.weights, args.scale).to(device, dtype)
+    if model.n_colors not in (1, 3):
+        raise CommandError(
+            f"the weights take {model.n_colors}-channel images; images are upscaled by "
+            "3-channel (RGB) and 1-channel (grayscale) models"
+        )
     overlap = args.tile_overlap if args.tile_overlap is not None else receptive_radius(model)
     if args.tile <= 2 * overlap:
         raise CommandError(
@@ -221,12 +230,18 @@ def _upscale(args: argparse.Namespace) -> None:
     def report(line: str) -> None:
         tqdm.write(f"wdsr-fast upscale: error: {line}", file=sys.stderr)
 
+    def note(line: str) -> None:
+        tqdm.write(f"wdsr-fast upscale: note: {line}", file=sys.stderr)
+
     start = time.perf_counter()
     if len(pairs) == 1:  # one file: its error is the one line
-        height, width = upscale_file(model, *pairs[0], job, progress=True)
-        print(f"wrote {pairs[0][1]} ({width}x{height}) in {time.perf_counter() - start:.2f} s")
+        written = upscale_file(model, *pairs[0], job, progress=True)
+        if written.note is not None:
+            note(written.note)
+        elapsed = time.perf_counter() - start
+        print(f"wrote {pairs[0][1]} ({written.width}x{written.height}) in {elapsed:.2f} s")
     else:
-        failures = upscale_files(model, pairs, job, report)
+        failures = upscale_files(model, pairs, job, report, note)
         if failures:
             raise CommandError(f"{len(failures)} of {len(pairs)} images failed")
         print(f"wrote {len(pairs)} images in {time.perf_counter() - start:.2f} s")

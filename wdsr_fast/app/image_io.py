@@ -11,26 +11,40 @@ What each kind of file becomes (:func:`load_image`):
 - 16-bit or floating-point images (``I;16``, ``I``, ``F``, 48/64-bit PNG): rejected with an
   :class:`ImageError`, since Pillow would silently drop their low bits; convert them to 8 bits
   first.
+- An EXIF orientation tag is applied to the pixels (``ImageOps.exif_transpose``), so the image
+  is seen upright; the written image is upright and carries no orientation tag.
+- Images larger than Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are
+  rejected with an :class:`ImageError`, warning level included.
+
+:func:`save_image` writes each file whole or not at all: into a temporary file in the target's
+folder, renamed over the target only once complete, so an interrupted or failed write leaves
+the target as it was.
 
 Tensors are ``uint8`` of shape (C, H, W).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import secrets
+import warnings
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageError",
     "LoadedImage",
+    "file_identities",
     "list_images",
     "load_image",
+    "output_format",
     "save_image",
 ]
 
@@ -73,64 +87,144 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     if os.path.isdir(path):
         raise ImageError(f"{path}: is a folder, not an image file")
     try:
-        with Image.open(path) as image:
-            if _high_bit_depth(image):
-                raise ImageError(
-                    f"{path}: {image.mode} images of more than 8 bits per channel are not "
-                    "supported; convert to 8-bit first"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if _high_bit_depth(image):
+                    raise ImageError(
+                        f"{path}: {image.mode} images of more than 8 bits per channel are not "
+                        "supported; convert to 8-bit first"
+                    )
+                upright = ImageOps.exif_transpose(image)
+                upright.load()
+                grayscale = upright.mode in _GRAY_MODES or upright.mode in ("LA", "La")
+                has_alpha = upright.mode in _ALPHA_MODES or (
+                    upright.mode == "P" and "transparency" in upright.info
                 )
-            image.load()
-            grayscale = image.mode in _GRAY_MODES or image.mode in ("LA", "La")
-            has_alpha = image.mode in _ALPHA_MODES or (
-                image.mode == "P" and "transparency" in image.info
-            )
-            converted = image.convert("RGBA" if has_alpha else "RGB")
+                converted = upright.convert("RGBA" if has_alpha else "RGB")
     except ImageError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: refused as a possible decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc})") from None
+    except Exception as exc:  # Pillow's decoders raise many kinds on broken files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"{path}: not a readable image ({reason})") from None
     array = np.asarray(converted, dtype=np.uint8)
     pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
     alpha = pixels[3:4].clone() if has_alpha else None
     return LoadedImage(rgb=pixels[:3].contiguous(), alpha=alpha, grayscale=grayscale)
 
 
+def output_format(path: str | os.PathLike) -> str:
+    """Pillow's format name (``"PNG"``, ``"JPEG"``, ...) for the file extension of ``path``;
+    ImageError naming the file when Pillow writes no format of that extension."""
+    path = os.fspath(path)
+    extension = os.path.splitext(path)[1].lower()
+    image_format = Image.registered_extensions().get(extension)
+    if image_format is None or image_format not in Image.SAVE:
+        raise ImageError(
+            f"{path}: cannot write image (no image format for the extension {extension!r}; "
+            "use .png, .jpg, .webp, .bmp, .tif, ...)"
+        )
+    return image_format
+
+
+@cache
+def _holds_alpha(image_format: str, mode: str) -> bool:
+    """Whether an image of ``mode`` written in ``image_format`` reads back with its alpha
+    channel (Pillow writes RGBA BMP and PPM files, but they read back as RGB)."""
+    buffer = io.BytesIO()
+    try:
+        Image.new(mode, (1, 1)).save(buffer, format=image_format)
+        buffer.seek(0)
+        with Image.open(buffer) as image:
+            return "A" in image.mode
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _file_mode(image_format: str, channels: int, alpha: bool) -> tuple[str, bool]:
+    """(Pillow mode to write, alpha kept) for ``channels`` (1 or 3) colour channels."""
+    gray = channels == 1
+    if alpha:
+        for mode in ("LA", "RGBA") if gray else ("RGBA",):
+            if _holds_alpha(image_format, mode):
+                return mode, True
+    return ("L" if gray else "RGB"), False
+
+
+def _write_atomically(image: Image.Image, path: str, image_format: str) -> None:
+    """Write ``image`` to a temporary file next to ``path``, then rename it to ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as f:
+            image.save(f, format=image_format)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 def save_image(
     path: str | os.PathLike,
-    rgb: Tensor,
+    pixels: Tensor,
     alpha: Tensor | None = None,
     grayscale: bool = False,
-) -> None:
-    """Write a (3, H, W) uint8 image, with an optional (1, H, W) uint8 alpha channel.
+) -> bool:
+    """Write a (3, H, W) or (1, H, W) uint8 image, with an optional (1, H, W) uint8 alpha
+    channel; returns whether the file holds the alpha channel.
 
-    ``grayscale=True`` writes one channel, the rounded mean of R, G and B. The format follows
-    the file extension; formats without alpha (JPEG) drop it. The folder must exist.
+    One channel, or ``grayscale=True`` (the rounded mean of R, G and B), writes a grayscale
+    file. The format follows the file extension; formats without alpha (JPEG, BMP, PPM) drop
+    it, and grayscale with alpha is written as RGBA where the format has no gray-with-alpha
+    mode (WebP).
+    The folder must exist. The file appears whole or not at all (see the module docstring).
     """
     path = os.fspath(path)
-    if rgb.dtype != torch.uint8 or rgb.dim() != 3 or rgb.shape[0] != 3:
+    if pixels.dtype != torch.uint8 or pixels.dim() != 3 or pixels.shape[0] not in (1, 3):
         raise ValueError(
-            f"rgb must be a (3, H, W) uint8 tensor, got {rgb.dtype} {tuple(rgb.shape)}"
+            f"pixels must be a (3, H, W) or (1, H, W) uint8 tensor, got {pixels.dtype} "
+            f"{tuple(pixels.shape)}"
         )
-    if alpha is not None and (alpha.dtype != torch.uint8 or alpha.shape != (1, *rgb.shape[1:])):
+    if alpha is not None and (alpha.dtype != torch.uint8 or alpha.shape != (1, *pixels.shape[1:])):
         raise ValueError(
-            f"alpha must be a (1, {rgb.shape[1]}, {rgb.shape[2]}) uint8 tensor, "
+            f"alpha must be a (1, {pixels.shape[1]}, {pixels.shape[2]}) uint8 tensor, "
             f"got {alpha.dtype} {tuple(alpha.shape)}"
         )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ImageError(f"{path}: output folder {folder} does not exist")
-    channels = rgb.double().mean(dim=0, keepdim=True).round().byte() if grayscale else rgb
-    if alpha is not None and not path.lower().endswith((".jpg", ".jpeg")):
+    image_format = output_format(path)
+    if grayscale and pixels.shape[0] == 3:
+        pixels = pixels.double().mean(dim=0, keepdim=True).round().byte()
+    mode, keeps_alpha = _file_mode(image_format, pixels.shape[0], alpha is not None)
+    channels = pixels.expand(3, -1, -1) if mode == "RGBA" else pixels
+    if keeps_alpha:
         channels = torch.cat([channels, alpha])
+    array = np.ascontiguousarray(channels.permute(1, 2, 0).numpy())
     # Pillow infers the mode from the shape: (H, W) L, (H, W, 2) LA, (H, W, 3) RGB, (H, W, 4) RGBA.
-    array = channels.permute(1, 2, 0).numpy()
-    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array.copy())
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
     try:
-        image.save(path)
+        _write_atomically(image, path, image_format)
     except (OSError, ValueError, KeyError) as exc:
         raise ImageError(f"{path}: cannot write image ({exc})") from None
+    return keeps_alpha
+
+
+def file_identities(path: str | os.PathLike) -> set[object]:
+    """Keys under which ``path`` and every other name of the same file compare equal: its
+    resolved path and, for an existing file, its (device, inode)."""
+    path = os.fspath(path)
+    keys: set[object] = {os.path.normcase(os.path.realpath(path))}
+    if os.path.exists(path):
+        stat = os.stat(path)
+        keys.add((stat.st_dev, stat.st_ino))
+    return keys
 
 
 def list_images(folder: str | os.PathLike) -> list[str]:

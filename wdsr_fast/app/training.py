@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wdsr_fast.app.image_io import ImageError, list_images, load_image
+from wdsr_fast.app.image_io import ImageError, file_identities, list_images, load_image
 from wdsr_fast.app.resize import cubic, make_pair
 from wdsr_fast.interop.checkpoint import save_model
 from wdsr_fast.nn.models import WDSRB
@@ -32,7 +32,18 @@ __all__ = [
     "init_as_bicubic",
     "load_training_pairs",
     "train",
+    "training_files",
 ]
+
+
+def training_files(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """The image files ``paths`` name: files as given, and the images inside folders."""
+    files: list[str] = []
+    for path in paths:
+        files += list_images(path) if os.path.isdir(path) else [os.fspath(path)]
+    if not files:
+        raise ImageError(f"no image files in {', '.join(map(os.fspath, paths))}")
+    return files
 
 
 def load_training_pairs(
@@ -42,13 +53,8 @@ def load_training_pairs(
 
     Images whose LR side would be shorter than ``min_lr_size`` are refused with an ImageError.
     """
-    files: list[str] = []
-    for path in paths:
-        files += list_images(path) if os.path.isdir(path) else [os.fspath(path)]
-    if not files:
-        raise ImageError(f"no image files in {', '.join(map(os.fspath, paths))}")
     pairs = []
-    for file in files:
+    for file in training_files(paths):
         lr, hr = make_pair(load_image(file).rgb, scale)
         if min(lr.shape[-2:]) < min_lr_size:
             raise ImageError(
@@ -222,12 +228,19 @@ def train_on_images(
 
     The weights file (:func:`wdsr_fast.interop.checkpoint.save_model`: safetensors for a
     ``.safetensors`` name) is rewritten at every checkpoint and at the end. Returns the trained
-    model (eval mode).
+    model (eval mode). ``output`` must not be one of the training images.
     """
     config = config if config is not None else TrainConfig()
     output_folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(output_folder):
         raise ImageError(f"{output}: output folder {output_folder} does not exist")
+    output_keys = file_identities(output)
+    for file in training_files(paths):
+        if output_keys & file_identities(file):
+            raise ImageError(
+                f"{output}: the weights file would overwrite the training image {file}; "
+                "choose another output"
+            )
     torch.manual_seed(seed)
     pairs = load_training_pairs(paths, scale, patch_size)
     log(f"{len(pairs)} images, {sum(lr.shape[-1] * lr.shape[-2] for lr, _ in pairs)} LR pixels")

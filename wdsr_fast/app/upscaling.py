@@ -2,6 +2,12 @@
 
 Grayscale files come back grayscale and transparent ones keep their alpha channel, resized with
 MATLAB-compatible bicubic (see :mod:`wdsr_fast.app.image_io` for what each file mode becomes).
+Models of three colour channels take every image (grayscale ones as R = G = B); models of one
+channel take grayscale images.
+
+No user file is lost: every output path is decided and checked before anything is written
+(:func:`plan_outputs` refuses a plan in which an output is an input or two outputs coincide),
+and each output is written whole or not at all (:func:`wdsr_fast.app.image_io.save_image`).
 """
 
 from __future__ import annotations
@@ -14,11 +20,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from wdsr_fast.app.image_io import ImageError, list_images, load_image, save_image
+from wdsr_fast.app.image_io import (
+    ImageError,
+    LoadedImage,
+    file_identities,
+    list_images,
+    load_image,
+    output_format,
+    save_image,
+)
 from wdsr_fast.app.resize import imresize_uint8
 from wdsr_fast.app.tiling import upscale_tiled
 
-__all__ = ["UpscaleJob", "plan_outputs", "upscale_file", "upscale_files"]
+__all__ = ["UpscaleJob", "Upscaled", "check_plan", "plan_outputs", "upscale_file", "upscale_files"]
 
 
 @dataclass(frozen=True)
@@ -31,13 +45,48 @@ class UpscaleJob:
     dtype: torch.dtype = torch.float32
 
 
+@dataclass(frozen=True)
+class Upscaled:
+    """What :func:`upscale_file` wrote: the output's size, and a note (or None) saying what the
+    output file could not hold (an alpha channel in a format without one)."""
+
+    height: int
+    width: int
+    note: str | None = None
+
+
+def check_plan(pairs: Sequence[tuple[str, str]]) -> None:
+    """ImageError (one line) unless every output of the (input, output) ``pairs`` has a format
+    Pillow writes, is no input of the plan, and is the output of one input only."""
+    inputs: dict[object, str] = {}
+    for source, _ in pairs:
+        inputs.update(dict.fromkeys(file_identities(source), source))
+    outputs: dict[object, str] = {}
+    for source, target in pairs:
+        output_format(target)
+        keys = file_identities(target)
+        overwritten = next((inputs[k] for k in keys if k in inputs), None)
+        if overwritten is not None:
+            raise ImageError(
+                f"{target}: the output for {source} would overwrite the input {overwritten}; "
+                "nothing was written (choose another output folder or name)"
+            )
+        other = next((outputs[k] for k in keys if k in outputs), None)
+        if other is not None:
+            raise ImageError(
+                f"{target}: the outputs for {other} and {source} would both be written there; "
+                "nothing was written (give inputs of different names, or upscale them apart)"
+            )
+        outputs.update(dict.fromkeys(keys, source))
+
+
 def plan_outputs(inputs: Sequence[str], output: str) -> list[tuple[str, str]]:
     """(input file, output file) pairs for ``upscale INPUT... -o OUTPUT``.
 
     One input file and an OUTPUT that is not a folder: OUTPUT is the file to write (its folder
     must exist). Otherwise (several inputs, or a folder among them) OUTPUT must be an existing
     folder and each result keeps its input's file name. A folder input contributes the image
-    files directly inside it.
+    files directly inside it. The plan is checked by :func:`check_plan` before it is returned.
     """
     if not inputs:
         raise ImageError("no input given")
@@ -45,7 +94,9 @@ def plan_outputs(inputs: Sequence[str], output: str) -> list[tuple[str, str]]:
         folder = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(folder):
             raise ImageError(f"{output}: output folder {folder} does not exist")
-        return [(inputs[0], output)]
+        pairs = [(inputs[0], output)]
+        check_plan(pairs)
+        return pairs
     if not os.path.isdir(output):
         raise ImageError(
             f"{output}: output folder does not exist (a folder or several inputs need one)"
@@ -59,22 +110,42 @@ def plan_outputs(inputs: Sequence[str], output: str) -> list[tuple[str, str]]:
             files += found
         else:
             files.append(path)
-    return [(path, os.path.join(output, os.path.basename(path))) for path in files]
+    pairs = [(path, os.path.join(output, os.path.basename(path))) for path in files]
+    check_plan(pairs)
+    return pairs
+
+
+def _model_input(image: LoadedImage, n_colors: int, source: str) -> torch.Tensor:
+    """The (n_colors, H, W) uint8 pixels a model of ``n_colors`` channels takes."""
+    if n_colors == 3:
+        return image.rgb
+    if n_colors == 1 and image.grayscale:
+        return image.rgb[:1]
+    if n_colors == 1:
+        raise ImageError(
+            f"{source}: the weights take grayscale (1-channel) images and this one is in "
+            "colour; convert it to grayscale first"
+        )
+    raise ValueError(f"model: upscaling takes 1- or 3-channel models, got n_colors={n_colors}")
 
 
 def upscale_file(
     model: nn.Module, source: str, target: str, job: UpscaleJob, progress: bool = False
-) -> tuple[int, int]:
-    """Super-resolve the image file ``source`` into ``target``; returns the output (H, W)."""
-    if os.path.exists(target) and os.path.samefile(source, target):
-        raise ImageError(f"{target}: would overwrite its own input")
+) -> Upscaled:
+    """Super-resolve the image file ``source`` into ``target`` (written whole or not at all)."""
+    check_plan([(source, target)])
     image = load_image(source)
-    rgb = upscale_tiled(model, image.rgb, job.tile, job.overlap, job.device, job.dtype, progress)
+    pixels = _model_input(image, model.n_colors, source)
+    out = upscale_tiled(model, pixels, job.tile, job.overlap, job.device, job.dtype, progress)
     alpha = None
     if image.alpha is not None:
         alpha = imresize_uint8(image.alpha, float(model.scale))
-    save_image(target, rgb, alpha, image.grayscale)
-    return rgb.shape[-2], rgb.shape[-1]
+    kept_alpha = save_image(target, out, alpha, image.grayscale)
+    note = None
+    if alpha is not None and not kept_alpha:
+        kind = output_format(target)
+        note = f"{target}: {kind} files have no alpha channel; transparency dropped"
+    return Upscaled(out.shape[-2], out.shape[-1], note)
 
 
 def upscale_files(
@@ -82,10 +153,12 @@ def upscale_files(
     pairs: Sequence[tuple[str, str]],
     job: UpscaleJob,
     report: Callable[[str], None] = print,
+    note: Callable[[str], None] | None = None,
 ) -> list[tuple[str, str]]:
     """Upscale each (source, target) pair, going on past failures; returns (source, message)s.
 
-    ``report`` receives each failure's one-line message (naming the file) as it happens.
+    ``report`` receives each failure's one-line message (naming the file) as it happens, and
+    ``note`` (when given) each written file's note (see :class:`Upscaled`).
     """
     failures: list[tuple[str, str]] = []
     several = len(pairs) > 1
@@ -93,9 +166,13 @@ def upscale_files(
         pairs, desc="images", unit="image", disable=None if several else True
     ):
         try:
-            upscale_file(model, source, target, job, progress=True)
-        except (ImageError, OSError, ValueError, RuntimeError) as exc:
-            message = str(exc) if str(exc).startswith(source) else f"{source}: {exc}"
+            written = upscale_file(model, source, target, job, progress=True)
+        except (ImageError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = reason if reason.startswith(source) else f"{source}: {reason}"
             failures.append((source, message))
             report(message)
+            continue
+        if written.note is not None and note is not None:
+            note(written.note)
     return failures
