@@ -21,7 +21,10 @@ it, else from the layout's defaults (reference: ``res_scale=1``, DIV2K mean, ``r
 ``rgb_std=0.5``), and an explicit keyword argument overrides either.
 
 A checkpoint that does not fit raises :class:`CheckpointError` listing its missing, unexpected
-and mis-shaped keys.
+and mis-shaped keys. Every check is made before the model is built (its shapes are checked on
+a model built on the meta device, which allocates nothing), and every malformed file (truncated,
+not a checkpoint, wrong types, ranks or sizes, bad metadata) raises CheckpointError naming the
+file and what is wrong (see :mod:`wdsr_fast.interop.checkpoint_checks`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ import torch
 from torch import Tensor, nn
 
 from wdsr_fast.dispatch import check_backend
+from wdsr_fast.interop.checkpoint_checks import (
+    CheckpointError,
+    check_block_indices,
+    check_entries,
+    check_metadata,
+    listing,
+)
 from wdsr_fast.nn.models import DIV2K_RGB_MEAN, WDSRA, WDSRB
 
 __all__ = [
@@ -64,19 +74,8 @@ _REFERENCE_SETTINGS = {
     "rgb_std": 0.5,
 }
 _YCHFAN_SETTINGS = {"res_scale": 1.0, "rgb_mean": None, "rgb_range": 1.0, "rgb_std": 1.0}
-_LIST_LIMIT = 20
 
 WDSRModel = WDSRA | WDSRB
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit a WDSR model; the message lists the offending keys."""
-
-
-def _listing(title: str, items: Sequence[str]) -> str:
-    shown = ", ".join(items[:_LIST_LIMIT])
-    more = f" ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
-    return f"\n  {title} ({len(items)}): {shown}{more}"
 
 
 def _mismatch_error(
@@ -89,7 +88,7 @@ def _mismatch_error(
         ("mis-shaped keys (checkpoint vs model)", misshaped),
     ):
         if items:
-            message += _listing(title, items)
+            message += listing(title, items)
     return CheckpointError(message)
 
 
@@ -103,31 +102,58 @@ def _is_safetensors(path: str) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
+def _read_safetensors(path: str, map_location: str | torch.device) -> tuple[Any, Any]:
+    """``(tensors, wdsr_fast metadata)`` of a safetensors file."""
+    try:
+        with safetensors.safe_open(path, framework="pt") as f:
+            header = f.metadata() or {}
+        contents = safetensors.torch.load_file(path, device=str(map_location))
+    except Exception as error:  # safetensors raises SafetensorError, OSError, ... on bad files
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({type(error).__name__}: {error})"
+        ) from error
+    try:
+        return contents, json.loads(header.get(METADATA_KEY, "{}"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(
+            f"{path}: the {METADATA_KEY!r} metadata of the header is not valid JSON ({error})"
+        ) from None
+
+
+def _torch_file_metadata(contents: Any) -> Any:
+    """What :func:`save_model` recorded in a state dict's ``_metadata``, else ``{}``."""
+    recorded = getattr(contents, "_metadata", None)
+    entry = recorded.get("", {}) if isinstance(recorded, Mapping) else {}
+    return entry.get(METADATA_KEY, {}) if isinstance(entry, Mapping) else {}
+
+
 def read_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[Any, dict[str, Any]]:
     """``(contents, wdsr_fast metadata)`` of a torch or safetensors file.
 
     Torch files load with ``weights_only=True``; the metadata is what :func:`save_model` wrote
-    (an empty dict for files written elsewhere).
+    (an empty dict for files written elsewhere). CheckpointError, naming the file, for a file
+    that neither format reads or whose metadata is malformed.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path: no checkpoint file at {path!r}")
     if _is_safetensors(path):
-        with safetensors.safe_open(path, framework="pt") as f:
-            header = f.metadata() or {}
-        contents = safetensors.torch.load_file(path, device=str(map_location))
-        return contents, json.loads(header.get(METADATA_KEY, "{}"))
+        contents, metadata = _read_safetensors(path, map_location)
+    else:
+        try:
+            contents = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as error:
+            raise CheckpointError(
+                f"{path}: neither a safetensors file nor a torch file that loads with "
+                f"weights_only=True ({type(error).__name__}: {error})"
+            ) from error
+        metadata = _torch_file_metadata(contents)
     try:
-        contents = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        raise CheckpointError(
-            f"path: {path!r} is neither a safetensors file nor a torch file that loads with "
-            f"weights_only=True ({type(error).__name__}: {error})"
-        ) from error
-    metadata = getattr(contents, "_metadata", {}).get("", {}).get(METADATA_KEY, {})
-    return contents, dict(metadata)
+        return contents, check_metadata(metadata)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
 
 
 # ----------------------------------------------------------------------------- key layouts
@@ -186,6 +212,11 @@ def _from_ychfan_layout(state_dict: dict[str, Any]) -> dict[str, Any]:
         elif (m := block_at.match(key)) and 0 < int(m.group(1)) < tail:
             key = f"body.{int(m.group(1)) - 1}.{m.group(2)}"
         renamed[key] = value
+    if len(renamed) < len(state_dict):
+        raise CheckpointError(
+            "checkpoint in the ychfan/wdsr layout has keys that name the same tensor once "
+            "renamed (a block under body.0, the head conv's index)"
+        )
     return renamed
 
 
@@ -195,13 +226,22 @@ def normalize_state_dict(contents: Any) -> tuple[dict[str, Tensor], str]:
     Layout names: ``"reference"`` or ``"ychfan"``. Only keys are renamed; tensors are the
     checkpoint's own.
     """
-    state_dict = _strip_wrapper_prefixes(_unwrap(contents))
-    not_tensors = [key for key, value in state_dict.items() if not isinstance(value, Tensor)]
-    if not_tensors:
+    state_dict = _unwrap(contents)
+    check_entries(state_dict)
+    state_dict = _strip_wrapper_prefixes(state_dict)
+    renamed = {_rename_parametrizations(key): value for key, value in state_dict.items()}
+    if len(renamed) < len(state_dict):
+        twice = [
+            f"{key} and {_rename_parametrizations(key)}"
+            for key in state_dict
+            if _rename_parametrizations(key) != key and _rename_parametrizations(key) in state_dict
+        ]
         raise CheckpointError(
-            "checkpoint entries must be tensors" + _listing("non-tensor entries", not_tensors)
+            "checkpoint holds some weights twice (weight_g/weight_v and parametrizations)"
+            + listing("keys", twice)
         )
-    state_dict = {_rename_parametrizations(key): value for key, value in state_dict.items()}
+    check_entries(renamed)  # the parametrizations' g and v under their checked names
+    state_dict = renamed
     if _is_ychfan_layout(list(state_dict)):
         return _from_ychfan_layout(state_dict), "ychfan"
     return state_dict, "reference"
@@ -223,8 +263,8 @@ def infer_config(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
 
     Returns ``{"architecture": "WDSRA" | "WDSRB", "scale", "n_resblocks", "n_feats",
     "n_colors"}`` plus ``"block_feats"`` (A) or ``"expand"`` and ``"linear"`` (B).
-    n_resblocks is one more than the highest block index, so a missing block in the middle shows
-    up as missing keys when the state dict is loaded.
+    The block indices must run from 0 to n_resblocks - 1 without gaps (CheckpointError
+    otherwise), so the number of blocks is bounded by the keys the file holds.
     """
     needed = ["head.0.weight_v", "tail.0.weight_v"]
     missing = [key for key in needed if key not in state_dict]
@@ -246,7 +286,8 @@ def infer_config(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
     config: dict[str, Any] = {"scale": scale, "n_feats": n_feats, "n_colors": n_colors}
     block_at = re.compile(r"body\.(\d+)\.body\.")
     indices = sorted({int(m.group(1)) for key in state_dict if (m := block_at.match(key))})
-    config["n_resblocks"] = indices[-1] + 1 if indices else 0
+    check_block_indices(indices)
+    config["n_resblocks"] = len(indices)
     first = next((i for i in indices if f"body.{i}.body.0.weight_v" in state_dict), None)
     if first is None:  # no blocks: the layout alone cannot tell A from B
         return {"architecture": "WDSRB", **config, "expand": 6, "linear": 0.8}
@@ -306,17 +347,25 @@ def _agree_with_metadata(config: dict[str, Any], metadata: Mapping[str, Any]) ->
             disagree.append(f"{key}: metadata {recorded!r}, tensors {value!r}")
     if disagree:
         raise CheckpointError(
-            "checkpoint metadata disagrees with its tensors" + _listing("settings", disagree)
+            "checkpoint metadata disagrees with its tensors" + listing("settings", disagree)
         )
     if "linear" in config and "linear" in metadata:
         return {**config, "linear": metadata["linear"]}
     return config
 
 
-def _build(config: Mapping[str, Any], backend: str) -> WDSRModel:
+def _build(config: Mapping[str, Any], backend: str, device: str = "cpu") -> WDSRModel:
+    """The model of ``config``; on the ``"meta"`` device it allocates nothing (for checking
+    shapes). CheckpointError when the settings make no model."""
     kwargs = {k: v for k, v in config.items() if k != "architecture"}
     cls = WDSRA if config["architecture"] == "WDSRA" else WDSRB
-    return cls(**kwargs, backend=backend)
+    try:
+        with torch.device(device):
+            return cls(**kwargs, backend=backend)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"the settings (from the file and the keyword arguments) make no model: {error}"
+        ) from None
 
 
 def _check_fits(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
@@ -355,7 +404,7 @@ def model_from_state_dict(
     """
     check_backend(backend)
     state_dict, layout = normalize_state_dict(contents)
-    metadata = dict(metadata or {})
+    metadata = check_metadata(metadata if metadata is not None else {})
     config = _agree_with_metadata(infer_config(state_dict), metadata)
     given = dict(res_scale=res_scale, rgb_mean=rgb_mean, rgb_range=rgb_range, rgb_std=rgb_std)
     defaults = _YCHFAN_SETTINGS if layout == "ychfan" else _REFERENCE_SETTINGS
@@ -364,8 +413,8 @@ def model_from_state_dict(
     if config["rgb_mean"] is None:  # ychfan/wdsr subtracts one image_mean from every channel
         config["rgb_mean"] = (0.5,) * config["n_colors"]
     config["rgb_mean"] = tuple(config["rgb_mean"])
+    _check_fits(_build(config, backend, device="meta"), state_dict)  # before allocating
     model = _build(config, backend)
-    _check_fits(model, state_dict)
     model.load_state_dict(state_dict, strict=True)
     return model
 
@@ -384,19 +433,23 @@ def load_model(
 
     The model's parameters are float32 on the CPU whatever the file's dtype; move it with
     ``.to()``. See the module docstring for the layouts and for where ``res_scale``,
-    ``rgb_mean``, ``rgb_range`` and ``rgb_std`` come from when not given.
+    ``rgb_mean``, ``rgb_range`` and ``rgb_std`` come from when not given. A file that cannot
+    be read or does not make a model raises CheckpointError naming the file.
     """
     check_backend(backend)
     contents, metadata = read_checkpoint(path, map_location)
-    return model_from_state_dict(
-        contents,
-        backend,
-        metadata=metadata,
-        res_scale=res_scale,
-        rgb_mean=rgb_mean,
-        rgb_range=rgb_range,
-        rgb_std=rgb_std,
-    )
+    try:
+        return model_from_state_dict(
+            contents,
+            backend,
+            metadata=metadata,
+            res_scale=res_scale,
+            rgb_mean=rgb_mean,
+            rgb_range=rgb_range,
+            rgb_std=rgb_std,
+        )
+    except CheckpointError as error:
+        raise CheckpointError(f"{os.fspath(path)}: {error}") from None
 
 
 def save_model(model: nn.Module, path: str | os.PathLike) -> None:
