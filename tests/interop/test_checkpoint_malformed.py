@@ -246,3 +246,26 @@ def test_cli_reports_a_malformed_checkpoint_in_one_line(tmp_path: Path, capsys) 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "not usable WDSR weights" in err[0]
     assert not (tmp_path / "y.png").exists()
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_interrupted_save_keeps_the_previous_file(tmp_path: Path, monkeypatch, suffix) -> None:
+    """A checkpoint rewritten during training is the old one or the new one, never half."""
+    path = tmp_path / f"m{suffix}"
+    save_model(WDSRB(n_resblocks=1, n_feats=8), path)
+    before = path.read_bytes()
+    module = torch if suffix == ".pt" else safetensors.torch
+    name = "save" if suffix == ".pt" else "save_file"
+    real = getattr(module, name)
+
+    def half_then_fail(obj, target, *args, **kwargs):
+        real(obj, target, *args, **kwargs)
+        data = Path(target).read_bytes()
+        Path(target).write_bytes(data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, name, half_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(WDSRB(n_resblocks=2, n_feats=8), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -33,7 +33,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+import secrets
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import safetensors.torch
@@ -452,6 +453,19 @@ def load_model(
         raise CheckpointError(f"{os.fspath(path)}: {error}") from None
 
 
+def _write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """``write(name)`` into a temporary file next to ``path``, then rename it to ``path``: the
+    file at ``path`` is the old one or the new one whole, never a half-written one."""
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 def save_model(model: nn.Module, path: str | os.PathLike) -> None:
     """Write ``model``'s state dict in the reference layout, which the authors' code loads.
 
@@ -460,6 +474,7 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> None:
     tell (res_scale, normalisation) are recorded too: in the safetensors header, or in the
     state dict's ``_metadata`` (which ``load_state_dict`` ignores), so :func:`load_model`
     restores the model exactly. A DistributedDataParallel/DataParallel wrapper is unwrapped.
+    The file is written whole or not at all (a temporary file renamed into place).
     """
     if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
         model = model.module
@@ -471,8 +486,10 @@ def save_model(model: nn.Module, path: str | os.PathLike) -> None:
     if path.endswith(".safetensors"):
         tensors = {key: value.detach().contiguous() for key, value in state_dict.items()}
         metadata = {METADATA_KEY: json.dumps(config)} if config is not None else None
-        safetensors.torch.save_file(tensors, path, metadata=metadata)
+        _write_atomically(
+            path, lambda name: safetensors.torch.save_file(tensors, name, metadata=metadata)
+        )
         return
     if config is not None:  # state_dict() made this dict for this call: safe to extend
         state_dict._metadata[""][METADATA_KEY] = config  # type: ignore[attr-defined]
-    torch.save(state_dict, path)
+    _write_atomically(path, lambda name: torch.save(state_dict, name))
