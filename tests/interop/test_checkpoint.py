@@ -17,6 +17,8 @@ from wdsr_fast import WDSRA, WDSRB
 from wdsr_fast.interop.checkpoint import CheckpointError, load_model, model_config, save_model
 from wdsr_fast.testing.reference import ReferenceWDSRA, ReferenceWDSRB, make_args
 
+from helpers.ychfan import YchfanWDSR
+
 
 def randomize(model: nn.Module) -> nn.Module:
     """Random g and bias, so that a wrong mapping of any tensor changes the output."""
@@ -93,53 +95,6 @@ def test_parametrization_style_state_dict(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- ychfan/wdsr
-
-
-class YchfanBlock(nn.Module):
-    """ychfan/wdsr ``models/wdsr.py`` Block: ``body(x) + x``, res_scale folded into the init."""
-
-    def __init__(self, num_residual_units: int, kernel_size: int, width_multiplier: float):
-        super().__init__()
-        wide = int(num_residual_units * width_multiplier)
-        self.body = nn.Sequential(
-            _wn(nn.Conv2d(num_residual_units, wide, kernel_size, padding=kernel_size // 2)),
-            nn.ReLU(True),
-            _wn(nn.Conv2d(wide, num_residual_units, kernel_size, padding=kernel_size // 2)),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + x
-
-
-class YchfanWDSR(nn.Module):
-    """ychfan/wdsr ``models/wdsr.py`` MODEL (single frame): ``body`` = head, blocks, tail."""
-
-    def __init__(self, params: argparse.Namespace):
-        super().__init__()
-        self.image_mean = params.image_mean
-        num_inputs = params.num_channels
-        num_outputs = params.scale * params.scale * params.num_channels
-        units = params.num_residual_units
-        body = [_wn(nn.Conv2d(num_inputs, units, 3, padding=1))]
-        for _ in range(params.num_blocks):
-            body.append(YchfanBlock(units, 3, params.width_multiplier))
-        body.append(_wn(nn.Conv2d(units, num_outputs, 3, padding=1)))
-        self.body = nn.Sequential(*body)
-        self.skip = nn.Sequential(_wn(nn.Conv2d(num_inputs, num_outputs, 5, padding=2)))
-        self.shuf = nn.Sequential(nn.PixelShuffle(params.scale))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x -= self.image_mean
-        x = self.body(x) + self.skip(x)
-        x = self.shuf(x)
-        x += self.image_mean
-        return x
-
-
-def _wn(conv: nn.Conv2d) -> nn.Conv2d:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.nn.utils.weight_norm(conv)
 
 
 def test_ychfan_checkpoint_reproduces_its_model(tmp_path: Path) -> None:

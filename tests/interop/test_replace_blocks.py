@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import warnings
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from wdsr_fast.nn.weight_norm import WeightNormConv2d
 from wdsr_fast.testing.reference import ReferenceWDSRA, ReferenceWDSRB, make_args
 
 from helpers.accuracy import assert_within_rule, outputs_and_grads
+from helpers.ychfan import YchfanBlock, YchfanBlockB, YchfanWDSR
 
 FUSED_OPS = {"A": "wdsr_fast.ops.wdsr_a_block", "B": "wdsr_fast.ops.wdsr_b_block"}
 BLOCK_TYPES = {"A": WDSRABlock, "B": WDSRBBlock}
@@ -240,3 +242,122 @@ def test_bad_arguments() -> None:
     with pytest.raises(TypeError, match="filter_fn must be callable"):
         replace_blocks(model, filter_fn="body.0")
     assert find_blocks(model) == ["body.0", "body.1"], "a failed call must leave the model alone"
+
+
+# ------------------------------------------------------------------- blocks without res_scale
+
+
+def ychfan_block(kind: str) -> nn.Module:
+    """A block shaped like the authors' later release (ychfan/wdsr): no ``res_scale``, a
+    forward of ``x + body(x)``, random g."""
+    block = YchfanBlockB(8, 4) if kind == "B" else YchfanBlock(8, 3, 4)
+    with torch.no_grad():
+        for name, p in block.named_parameters():
+            if name.endswith("weight_g"):
+                p.uniform_(0.5, 1.5)
+    return block
+
+
+class ScaledBlock(YchfanBlock):
+    """No ``res_scale`` attribute, but a forward of ``x + 0.5 * body(x)``: not ``x + body(x)``."""
+
+    def __init__(self, kind: str):
+        super().__init__(8, 3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0.5 * self.body(x)
+
+
+class NoSkipBlock(ScaledBlock):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class TwoArgumentBlock(ScaledBlock):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) * mask
+
+
+def block_net(block_type: type[nn.Module], kind: str) -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        make_conv("hook", 3, 8, 3), block_type(kind), block_type(kind), make_conv("hook", 8, 3, 3)
+    )
+
+
+@pytest.mark.parametrize("kind", ["A", "B"])
+def test_blocks_without_res_scale_computing_x_plus_body_are_swapped(kind: str) -> None:
+    model = block_net(ychfan_block, kind)
+    assert find_blocks(model) == ["1", "2"]
+    replace_blocks(model, backend="torch")
+    assert all(isinstance(model[i], BLOCK_TYPES[kind]) for i in (1, 2))
+    assert [model[i].res_scale for i in (1, 2)] == [1.0, 1.0]
+    check_swap(lambda: block_net(ychfan_block, kind), torch.randn(2, 3, 6, 5))
+
+
+class InputCopying(nn.Module):
+    """Runs ``model`` on a copy of its input (the ychfan model subtracts its mean in place)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.clone())
+
+
+def ychfan_model() -> nn.Module:
+    torch.manual_seed(4)
+    params = argparse.Namespace(
+        num_channels=3, scale=2, num_blocks=2, num_residual_units=8, width_multiplier=4,
+        image_mean=0.5,
+    )  # fmt: skip
+    model = YchfanWDSR(params)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.uniform_(0.5, 1.5) if name.endswith("weight_g") else None
+    return InputCopying(model)
+
+
+def test_ychfan_model_is_swapped_and_computes_the_same() -> None:
+    assert find_blocks(ychfan_model()) == ["model.body.1", "model.body.2"]
+    check_swap(ychfan_model, torch.rand(2, 3, 5, 6))
+
+
+@pytest.mark.parametrize("block_type", [ScaledBlock, NoSkipBlock, TwoArgumentBlock])
+def test_blocks_without_res_scale_computing_something_else_are_left_alone(block_type) -> None:
+    model = block_net(block_type, "A")
+    with torch.no_grad():  # a zero last g makes body(x) zero: the scale must still be seen
+        for block in (model[1], model[2]):
+            block.body[2].weight_g.zero_()
+    before = {name: p.clone() for name, p in model.named_parameters()}
+    assert find_blocks(model) == []
+    replace_blocks(model, backend="torch")
+    assert [type(model[i]) for i in (1, 2)] == [block_type, block_type]
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    assert isinstance(model[1].body, nn.Sequential)  # the probe was taken out again
+
+
+def test_swapping_nothing_in_a_weight_normalised_model_warns(caplog) -> None:
+    model = block_net(ScaledBlock, "B")
+    with caplog.at_level(logging.WARNING, logger="wdsr_fast.interop.replace"):
+        replace_blocks(model, backend="torch")
+    warnings_logged = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings_logged) == 1
+    message = warnings_logged[0].getMessage()
+    assert "swapped no block although the model has 6 weight-normalised conv(s)" in message
+
+
+def test_filter_declining_every_block_warns_so(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="wdsr_fast.interop.replace"):
+        replace_blocks(reference_model("B"), backend="torch", filter_fn=lambda m, n: False)
+    assert "filter_fn declined all 2 recognised block(s)" in caplog.text
+
+
+def test_no_warning_when_nothing_is_left_to_swap(caplog) -> None:
+    model = reference_model("A")
+    replace_blocks(model, backend="torch")
+    with caplog.at_level(logging.WARNING, logger="wdsr_fast.interop.replace"):
+        replace_blocks(model, backend="torch")  # already swapped: the head/tail convs remain
+        replace_blocks(ForeignNet("B", "plain"), backend="torch")  # no weight norm at all
+    assert "swapped no block" not in caplog.text

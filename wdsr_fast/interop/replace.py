@@ -5,8 +5,8 @@ anything with the same structure) gets the fused blocks with one call::
 
     model = replace_blocks(model)
 
-A block is recognised by structure, not by class name: a module with a numeric ``res_scale``
-attribute and a ``body`` that is an ``nn.Sequential`` of
+A block is recognised by structure, not by class name: a module with a ``body`` that is an
+``nn.Sequential`` of
 
 - WDSR-B: conv 1x1 C -> E (padding 0), ReLU, conv 1x1 E -> L (padding 0), conv 3x3 L -> C
   (padding 1);
@@ -17,12 +17,19 @@ one of three forms: ``nn.Conv2d`` with the ``torch.nn.utils.weight_norm`` hook (
 ``weight_v``), ``nn.Conv2d`` with ``torch.nn.utils.parametrizations.weight_norm``
 (``parametrizations.weight.original0`` = g, ``original1`` = v), or
 :class:`~wdsr_fast.nn.weight_norm.WeightNormConv2d`. Each conv has a bias, stride 1, dilation 1,
-one group and zero padding. The module's forward is taken to be ``x + res_scale * body(x)``, as
-in the reference.
+one group and zero padding. A module with a numeric ``res_scale`` attribute is taken to compute
+``x + res_scale * body(x)``, as in the reference. A module without one (the authors' later
+release, ychfan/wdsr, folds the residual scale into the initialisation) is swapped with
+``res_scale=1`` when its forward is checked to compute ``x + body(x)``: with its ``body``
+stood in for by a probe that returns a random tensor, one forward on a small random input must
+return exactly the input plus that tensor. Modules whose forward does anything else are left
+alone.
 
 Blocks whose convs have no weight norm (plain ``nn.Conv2d``) are not swapped: the wdsr_fast
 blocks take weight-normalised parameters. They are logged at INFO level and left as they are.
 Blocks that already are wdsr_fast blocks are left alone too (set their ``backend`` instead).
+A call that swaps nothing in a model holding weight-normalised convs and no wdsr_fast blocks
+logs a WARNING: such a model most likely has WDSR blocks of a structure not recognised here.
 
 The new block keeps the old block's ``body`` — the very same conv modules, hence the same
 Parameter objects under the same names — so ``state_dict`` keys do not change and an optimizer
@@ -36,7 +43,8 @@ import logging
 from collections.abc import Callable
 from numbers import Real
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from wdsr_fast.dispatch import check_backend
 from wdsr_fast.nn.blocks import ResidualBlock, WDSRABlock, WDSRBBlock
@@ -84,36 +92,98 @@ def _body_kind(body: nn.Sequential) -> str | None:
     return None
 
 
-def _block_kind(module: nn.Module, name: str) -> str | None:
-    """``"A"`` or ``"B"`` for a swappable WDSR block, else None (logging near misses)."""
+class _Probe(nn.Module):
+    """Stands in for a block's ``body``: records its input and returns ``output``."""
+
+    def __init__(self, output: Tensor):
+        super().__init__()
+        self.output = output
+        self.inputs: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.inputs.append(x)
+        return self.output
+
+
+def _adds_body_output(module: nn.Module, body: nn.Sequential) -> bool:
+    """Whether ``module.forward(x)`` is ``x + body(x)``, whatever ``body`` returns: checked with
+    a probe in place of ``body`` returning a random tensor (so zero weights cannot hide a scale),
+    on one small random input. The module is restored as it was."""
+    first = next(iter(body.parameters()), None)
+    layout = _conv_layout(body[0])
+    if first is None or layout is None:
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x, noise = torch.randn(2, 1, layout[0], 4, 4, generator=generator, dtype=torch.float64)
+    x, noise = (t.to(device=first.device, dtype=first.dtype) for t in (x, noise))
+    probe = _Probe(noise)
+    module._modules["body"] = probe
+    try:
+        with torch.no_grad():
+            out = module.forward(x.clone())
+        return (
+            isinstance(out, Tensor)
+            and len(probe.inputs) == 1
+            and torch.equal(probe.inputs[0], x)
+            and out.shape == x.shape
+            and torch.allclose(out, x + noise, rtol=1e-3, atol=1e-3)
+        )
+    except Exception:  # a forward that cannot run on the probe is no x + body(x)
+        return False
+    finally:
+        module._modules["body"] = body
+
+
+def _block_kind(module: nn.Module, name: str) -> tuple[str, float] | None:
+    """``(kind, res_scale)`` of a swappable WDSR block (kind ``"A"`` or ``"B"``), else None
+    (logging near misses)."""
     if isinstance(module, ResidualBlock):
         return None
-    body, res_scale = getattr(module, "body", None), getattr(module, "res_scale", None)
-    if not isinstance(body, nn.Sequential) or not isinstance(res_scale, Real):
+    body = getattr(module, "body", None)
+    if not isinstance(body, nn.Sequential):
         return None
     kind = _body_kind(body)
-    if kind is None or isinstance(res_scale, bool):
+    if kind is None:
         return None
     if any(weight_norm_parts(body[i]) is None for i in range(len(body)) if i != 1):
         logger.info("%r is not swapped: its convs have no weight norm over dim 0", name)
         return None
-    return kind
+    if hasattr(module, "res_scale"):
+        res_scale = module.res_scale
+        if not isinstance(res_scale, Real) or isinstance(res_scale, bool):
+            return None
+        return kind, float(res_scale)
+    if not _adds_body_output(module, body):
+        logger.info("%r is not swapped: it has no res_scale and does not compute x + body(x)", name)
+        return None
+    return kind, 1.0
 
 
 _BLOCK_TYPES = {"A": WDSRABlock, "B": WDSRBBlock}
+Match = tuple[str, nn.Module, str, float]
 
 
-def _matches(model: nn.Module, filter_fn: FilterFn | None) -> list[tuple[str, nn.Module, str]]:
-    """``(qualified name, module, kind)`` of every swappable block, each module listed once."""
+def _matches(model: nn.Module) -> list[Match]:
+    """``(qualified name, module, kind, res_scale)`` of every swappable block, each module
+    listed once."""
     found, seen = [], set()
     for name, module in model.named_modules():
         if id(module) in seen:
             continue
-        kind = _block_kind(module, name)
-        if kind is not None and (filter_fn is None or filter_fn(module, name)):
-            found.append((name, module, kind))
+        recognised = _block_kind(module, name)
+        if recognised is not None:
+            found.append((name, module, *recognised))
             seen.add(id(module))
     return found
+
+
+def _filtered(matches: list[Match], filter_fn: FilterFn | None) -> list[Match]:
+    return [m for m in matches if filter_fn is None or filter_fn(m[1], m[0])]
+
+
+def _weight_norm_convs(model: nn.Module) -> int:
+    """How many weight-normalised convs ``model`` holds."""
+    return sum(1 for module in model.modules() if weight_norm_parts(module) is not None)
 
 
 def find_blocks(model: nn.Module, filter_fn: FilterFn | None = None) -> list[str]:
@@ -121,7 +191,7 @@ def find_blocks(model: nn.Module, filter_fn: FilterFn | None = None) -> list[str
 
     ``filter_fn(module, qualified_name) -> bool`` narrows the choice, as in replace_blocks.
     """
-    return [name for name, _, _ in _matches(model, filter_fn)]
+    return [name for name, *_ in _filtered(_matches(model), filter_fn)]
 
 
 def replace_blocks(
@@ -131,31 +201,54 @@ def replace_blocks(
 
     Each new block (a :class:`WDSRBBlock` or :class:`WDSRABlock` built with ``around``)
     computes ``x + res_scale * body(x)`` on ``backend`` (see :mod:`wdsr_fast.dispatch`) around
-    the old block's own ``body``, and takes its
-    ``res_scale`` and train/eval mode. ``filter_fn(module, qualified_name) -> bool``, when given,
-    picks which recognised blocks to swap. A block shared by several parents is swapped
+    the old block's own ``body``, and takes its ``res_scale`` (1 for a block without one that
+    computes ``x + body(x)``) and train/eval mode. ``filter_fn(module, qualified_name) -> bool``,
+    when given, picks which recognised blocks to swap. A block shared by several parents is swapped
     everywhere for one new block.
 
     Returns ``model`` (or the new block when ``model`` itself is a block). What was swapped is
     logged at INFO level on the ``wdsr_fast.interop.replace`` logger; :func:`find_blocks` lists
     the same names beforehand, and afterwards the swapped blocks are the model's ``ResidualBlock``
-    instances.
+    instances. Swapping nothing in a model with weight-normalised convs logs a WARNING.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_backend(backend)
     if filter_fn is not None and not callable(filter_fn):
         raise TypeError(f"filter_fn must be callable or None, got {type(filter_fn).__name__}")
-    matches = _matches(model, filter_fn)
+    recognised = _matches(model)
+    matches = _filtered(recognised, filter_fn)
     replacement = {}
-    for _, module, kind in matches:
-        block = _BLOCK_TYPES[kind].around(module.body, float(module.res_scale), backend)
+    for _, module, kind, res_scale in matches:
+        block = _BLOCK_TYPES[kind].around(module.body, res_scale, backend)
         replacement[id(module)] = block.train(module.training)
     for parent in list(model.modules()):
         # _modules, not named_children(): that skips a child's second occurrence.
         for child_name, child in list(parent._modules.items()):
             if id(child) in replacement:
                 setattr(parent, child_name, replacement[id(child)])
-    names = [name for name, _, _ in matches]
+    names = [name for name, *_ in matches]
     logger.info("replace_blocks: swapped %d block(s) on backend %r: %s", len(names), backend, names)
+    if not matches:
+        _warn_if_blocks_were_missed(model, len(recognised))
     return replacement.get(id(model), model)
+
+
+def _warn_if_blocks_were_missed(model: nn.Module, recognised: int) -> None:
+    """Log a WARNING when a model that swapped nothing holds weight-normalised convs and no
+    wdsr_fast blocks (which would mean its blocks were swapped before)."""
+    convs = _weight_norm_convs(model)
+    if convs == 0 or any(isinstance(m, ResidualBlock) for m in model.modules()):
+        return
+    if recognised:
+        reason = f"filter_fn declined all {recognised} recognised block(s)"
+    else:
+        reason = (
+            "no module has a `body` nn.Sequential of WDSR-A or WDSR-B layers and a forward of "
+            "x + res_scale * body(x) (wdsr_fast.interop.replace says what is recognised)"
+        )
+    logger.warning(
+        "replace_blocks swapped no block although the model has %d weight-normalised conv(s): %s",
+        convs,
+        reason,
+    )
