@@ -3,7 +3,7 @@
     python scripts/skimage_photos.py data/photos
 
 Only files shipped in the installed package are used (no download). The held-out photos
-(val/) are never used for training; they give the evaluation table in docs/main_job.md.
+(val/) are never used for training; they give the evaluation table of the README's bundled weights.
 """
 
 from __future__ import annotations

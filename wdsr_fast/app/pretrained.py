@@ -2,7 +2,7 @@
 
 ``wdsr_fast/app/weights/wdsr_b_x{scale}.safetensors`` are WDSR-B checkpoints written by
 :func:`wdsr_fast.interop.checkpoint.save_model` (the reference's keys plus the architecture in the
-header); ``docs/main_job.md`` says how they were trained and how well they do.
+header); README.md (`eval` and the bundled weights) says how they were trained and how well they do.
 """
 
 from __future__ import annotations
