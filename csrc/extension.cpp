@@ -1,6 +1,7 @@
 // Python entry point of wdsr_fast._C: build information. The ops themselves are registered
 // with TORCH_LIBRARY in their own files and reached through torch.ops.wdsr_fast.
 #include <torch/extension.h>
+#include <torch/version.h>
 
 #include <string>
 #include <vector>
@@ -25,6 +26,14 @@ pybind11::dict build_info() {
   info["cuda"] = false;
   info["cuda_archs"] = std::vector<std::string>{};
 #endif
+  // The torch release whose headers this was compiled against: another torch needs a rebuild.
+  info["torch"] = TORCH_VERSION;
+  // Why CUDA kernels are missing and how to get them (setup_cuda.py), or None.
+#ifdef WDSR_FAST_CUDA_NOTE
+  info["cuda_note"] = WDSR_FAST_CUDA_NOTE;
+#else
+  info["cuda_note"] = pybind11::none();
+#endif
   return info;
 }
 
@@ -32,5 +41,6 @@ pybind11::dict build_info() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "wdsr_fast C++/CUDA extension";
-  m.def("build_info", &build_info, "How this extension was built: CUDA kernels and their archs.");
+  m.def("build_info", &build_info,
+        "How this extension was built: CUDA kernels and their archs, torch release, CUDA note.");
 }

@@ -1,7 +1,8 @@
 """The built extension wdsr_fast._C: its ops, its build information, its CUDA code.
 
 Where the build found nvcc (as here, even without a GPU), the library must hold sm_80 and
-sm_90 code; cuobjdump lists the ELF images inside the shared object.
+sm_90 code; cuobjdump lists the ELF images inside the shared object. A build without CUDA
+kernels says why; an extension built against another torch is not used, and says so.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 import wdsr_fast
-from wdsr_fast.extension import extension
+from wdsr_fast.extension import REBUILD_HINT, extension, torch_mismatch
 
 EXTENSION = extension()
 requires_extension = pytest.mark.skipif(
@@ -82,14 +83,38 @@ def test_build_info_reports_the_extension():
     assert all(re.fullmatch(r"sm_\d+a?", arch) for arch in info["cuda_archs"])
 
 
+def test_build_info_says_why_cuda_kernels_are_missing():
+    info = wdsr_fast.build_info()
+    if info["cuda_kernels"]:
+        assert info["cuda_build_note"] is None
+    elif info["extension"] and info["built_with_torch"] is not None:
+        # A build that records its torch also records why it has no CUDA kernels.
+        assert info["cuda_build_note"].startswith("CPU kernels only: ")
+        assert "pip install --no-build-isolation -e ." in info["cuda_build_note"]
+
+
+def test_a_loaded_extension_was_built_against_this_torch():
+    info = wdsr_fast.build_info()
+    if info["extension"] and info["built_with_torch"] is not None:
+        assert torch_mismatch(info["built_with_torch"], torch.__version__) is None
+        assert torch.__version__.startswith(info["built_with_torch"])
+
+
+def test_another_torch_release_means_rebuild():
+    assert torch_mismatch("2.14.1", "2.14.1+cu130") is None
+    assert torch_mismatch(None, "2.14.1") is None  # built before releases were recorded
+    message = torch_mismatch("2.11.0", "2.14.1+cu130")
+    assert "built against torch 2.11.0, this is torch 2.14.1+cu130" in message
+    assert REBUILD_HINT in message and "pip install --no-build-isolation -e ." in message
+    assert torch_mismatch("2.14.0", "2.14.1") is not None
+
+
 @requires_extension
 def test_library_holds_sm80_and_sm90_code():
     info = wdsr_fast.build_info()
     if not info["cuda_kernels"]:
-        pytest.skip(
-            "the extension was built without CUDA kernels (no nvcc or a CPU-only torch when it "
-            "was built, or WDSR_FAST_NO_CUDA=1), so it holds no GPU code"
-        )
+        why = info["cuda_build_note"] or "no nvcc, a CPU-only torch or WDSR_FAST_NO_CUDA=1"
+        pytest.skip(f"the extension was built without CUDA kernels ({why}): no GPU code")
     assert {"sm_80", "sm_90"} <= set(info["cuda_archs"])
     cuobjdump = find_cuobjdump()
     assert cuobjdump is not None, "cuobjdump not found (CUDA toolkit bin or Triton's nvidia/bin)"
