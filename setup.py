@@ -80,9 +80,9 @@ def extension_modules() -> tuple[list, dict]:
         arch_list = ";".join(a.replace(".", "").replace("+PTX", "") for a in archs.split(";"))
         define_macros += [("WDSR_FAST_WITH_CUDA", "1"), ("WDSR_FAST_CUDA_ARCHS", f'"{arch_list}"')]
         summary = (
-            f"C++ extension with CUDA kernels for {archs} (nvcc in {cuda_home}, torch "
-            f"{torch.__version__}); about 10 minutes on two cores, a minute with "
-            f"{NO_CUDA_VAR}=1 (CPU kernels only)"
+            f"C++ extension with CUDA kernels for sm_{arch_list.replace(';', ', sm_')} "
+            f"(nvcc in {cuda_home}, torch {torch.__version__}); about 10 minutes on two "
+            f"cores, a minute with {NO_CUDA_VAR}=1 (CPU kernels only)"
         )
         ext = CUDAExtension(
             "wdsr_fast._C",
