@@ -91,6 +91,8 @@ CASES = [
     ((1, 24, 17, 1), torch.float16, "channels_last", 1.0),
     ((1, 64, 7, 7), torch.float32, "nchw", 0.1),
     ((1, 64, 1, 1), torch.float16, "channels_last", 1.0),
+    # Several tiles in both directions, ragged edges, fewer programs than tiles.
+    ((2, 16, 35, 70), torch.float16, "channels_last", 0.5),
 ]
 
 

@@ -2,8 +2,9 @@
 
 Every buffer a launcher hands to a kernel is allocated by :func:`empty` (tests fill those
 buffers with NaN to catch elements a kernel fails to write). Grids that spread work over the
-device size it with :func:`multiprocessor_count`; the ahead-of-time tooling, which replays
-launches without a GPU, sets the count of the GPU it compiles for (:data:`simulated_device`).
+device size it with :func:`multiprocessor_count`, tile choices may depend on
+:func:`device_capability`; the ahead-of-time tooling, which replays launches without a GPU,
+sets those of the GPU it compiles for (:data:`simulated_device`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["empty", "multiprocessor_count", "simulated_device"]
+__all__ = ["device_capability", "empty", "multiprocessor_count", "simulated_device"]
 
-# Streaming multiprocessors assumed for non-CUDA tensors, when set (``{"multiprocessors": n}``);
-# the ahead-of-time tooling sets it while it records launches on CPU tensors.
-simulated_device: dict[str, int] = {}
+# The GPU assumed for non-CUDA tensors, when set (``{"multiprocessors": n, "capability": (9,
+# 0)}``); the ahead-of-time tooling sets it while it records launches on CPU tensors.
+simulated_device: dict[str, object] = {}
 # What a CPU run (the Triton interpreter) assumes when nothing is simulated.
 _INTERPRETER_MULTIPROCESSORS = 2
+_INTERPRETER_CAPABILITY = (9, 0)
 
 
 def empty(
@@ -34,4 +36,11 @@ def multiprocessor_count(device: torch.device) -> int:
     """Streaming multiprocessors of ``device`` (CUDA), else the simulated or interpreter count."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
-    return simulated_device.get("multiprocessors", _INTERPRETER_MULTIPROCESSORS)
+    return int(simulated_device.get("multiprocessors", _INTERPRETER_MULTIPROCESSORS))
+
+
+def device_capability(device: torch.device) -> tuple[int, int]:
+    """Compute capability of ``device`` (CUDA), else the simulated or interpreter one."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)
+    return tuple(simulated_device.get("capability", _INTERPRETER_CAPABILITY))  # type: ignore[return-value]

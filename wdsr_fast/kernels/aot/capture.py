@@ -4,7 +4,7 @@ Inside :func:`recorded_launches`, a Triton kernel launch (``kernel[grid](*args, 
 appends a :class:`Launch` to a list instead of running; the launcher otherwise runs as it does
 on a GPU, on CPU tensors of the same shapes, strides and dtypes (fresh CPU allocations are
 aligned at least as strictly as CUDA's 16 bytes). Grids sized by the device's multiprocessor
-count use the count of the GPU being compiled for.
+count and tiles chosen by its compute capability follow the GPU being compiled for.
 """
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ def _grid3(grid: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 @contextmanager
-def recorded_launches(multiprocessors: int) -> Iterator[list[Launch]]:
-    """Record instead of running every Triton launch made inside the context, as if on a GPU of
-    ``multiprocessors`` SMs; yields the list the launches are appended to, in launch order."""
+def recorded_launches(multiprocessors: int, arch: int) -> Iterator[list[Launch]]:
+    """Record instead of running every Triton launch made inside the context, as if on an
+    ``sm_<arch>`` GPU of ``multiprocessors`` SMs; yields the list the launches are appended
+    to, in launch order."""
     if _recording:
         raise RuntimeError("recorded_launches is not re-entrant")
     launches: list[Launch] = []
@@ -61,6 +62,7 @@ def recorded_launches(multiprocessors: int) -> Iterator[list[Launch]]:
 
     JITFunction.run = record  # type: ignore[method-assign]
     launch_helpers.simulated_device["multiprocessors"] = multiprocessors
+    launch_helpers.simulated_device["capability"] = divmod(arch, 10)
     _recording.append(True)
     try:
         yield launches

@@ -150,7 +150,7 @@ def _tf32(enabled: bool) -> Iterator[None]:
 def record(scenario: Scenario, arch: int) -> list[Launch]:
     """The launches of ``scenario`` on the GPU ``arch`` is compiled for, in launch order."""
     call = _block_call(scenario)
-    with _tf32(scenario.tf32), recorded_launches(MULTIPROCESSORS[arch]) as launches:
+    with _tf32(scenario.tf32), recorded_launches(MULTIPROCESSORS[arch], arch) as launches:
         call()
     return launches
 

@@ -84,7 +84,17 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
         triton.cdiv(a["PIX_PER_SPLIT"], a["BLOCK_P"])
     ],
     "sum_partials_kernel": lambda a, _: [a["SPLITS"]],
+    "wdsr_b_block_fwd_kernel": lambda a, launch: [
+        _tiles(a) / launch.programs,
+        a["halo_chunks"],
+        a["out_chunks"],
+    ],
 }
+
+
+def _tiles(a: dict[str, Any]) -> int:
+    """Output tiles of a tiled launch."""
+    return a["N"] * a["tiles_h"] * a["tiles_w"]
 
 
 def _reread(dims: tuple[int, ...]) -> Callable[[Launch], int]:
@@ -122,7 +132,24 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
         "part_ptr": ("w", _ONCE),
     },
     "sum_partials_kernel": {"part_ptr": ("r", _ONCE), "out_ptr": ("w", _ONCE)},
+    "wdsr_b_block_fwd_kernel": {
+        **{p: ("r", _ONCE) for p in ("x_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr")},
+        **{p: ("r", _ONCE) for p in ("w3_ptr", "b3_ptr")},
+        "out_ptr": ("w", _ONCE),
+    },
 }
+
+
+def _scratch_l2_bytes(launch: Launch) -> float:
+    """L2 traffic of a tiled kernel's per-program scratch slot: per tile, the halo chunks
+    written once and, per output pixel, nine windows of L_PAD channels read."""
+    a = _args(launch)
+    if "scratch_ptr" not in a:
+        return 0.0
+    itemsize = a["scratch_ptr"].element_size()
+    halo = a["halo_chunks"] * a["HALO_CHUNK"]
+    per_tile = (halo + 9 * a["TILE_H"] * a["TILE_W"]) * a["L_PAD"] * itemsize
+    return _tiles(a) * per_tile
 # Pointer arguments a launch passes only as placeholders when a flag leaves them unused.
 _UNUSED_WHEN = {
     "bias_ptr": "HAS_BIAS",
@@ -147,7 +174,7 @@ def _traffic_bytes(launch: Launch) -> tuple[float, float]:
             size = launch.grid[0] * args["ROW"] * 4  # the rows of its splits
         hbm += size
         l2 += size * readers(launch)
-    return hbm, l2
+    return hbm, l2 + _scratch_l2_bytes(launch)
 
 
 def _occupancy(registers: int, shared: int, warps: int, gpu: GpuModel) -> float:
@@ -165,9 +192,12 @@ def _occupancy(registers: int, shared: int, warps: int, gpu: GpuModel) -> float:
 def _sass_trips(
     logical: list[float], instructions: list[Instruction], loops: list[Loop]
 ) -> list[float]:
-    """Trip counts of the SASS loops from those of the source loops. A source loop the compiler
-    unrolled by u shows as two consecutive loops, the unrolled one (n // u trips) and its
-    remainder (n % u); u is the ratio of their global loads."""
+    """Trip counts of the SASS loops from those of the source loops. A loop of one trip (its
+    count specialised to the constant 1) has no SASS loop. A source loop the compiler unrolled
+    by u shows as two consecutive loops, the unrolled one (n // u trips) and its remainder
+    (n % u); u is the ratio of their global loads."""
+    if len(loops) != len(logical):
+        logical = [t for i, t in enumerate(logical) if t != 1 or i == 0]
     if len(loops) == len(logical):
         return logical
     if len(logical) == 1 and len(loops) == 2 and loops[0].end < loops[1].start:

@@ -2,7 +2,7 @@
 
 :func:`parse` turns ``nvdisasm -c`` output into :class:`Instruction` records. Loops are the
 natural loops of backward branches (a branch to an earlier label; the never-executed
-``BRA`` to itself after the last ``EXIT`` is not one). :func:`dynamic_count` gives the
+``BRA`` to itself that pads the end of the code is not one). :func:`dynamic_count` gives the
 instructions one warp executes: each instruction once, times the trip count of every loop that
 holds it -- predicated-off instructions included, since they are issued too; code skipped by a
 forward branch is counted as if it ran (an upper bound). :func:`tensor_flops` gives the
@@ -91,14 +91,15 @@ def parse(sass: str) -> tuple[list[Instruction], dict[str, int]]:
         )
     for name in pending:  # a label after the last instruction marks the end
         labels[name] = instructions[-1].address + 16 if instructions else 0
-    return _executable(instructions), labels
+    return _executable(instructions, labels), labels
 
 
-def _executable(instructions: list[Instruction]) -> list[Instruction]:
-    """Drop the padding after the last EXIT: its ``BRA`` to itself and the NOPs."""
-    last_exit = max((i for i, ins in enumerate(instructions) if ins.base_opcode == "EXIT"),
-                    default=len(instructions) - 1)  # fmt: skip
-    return instructions[: last_exit + 1]
+def _executable(instructions: list[Instruction], labels: dict[str, int]) -> list[Instruction]:
+    """Drop the padding at the end: the ``BRA`` to itself that follows the code, and the NOPs."""
+    for i, ins in enumerate(instructions):
+        if ins.base_opcode == "BRA" and ins.target in labels and labels[ins.target] == ins.address:
+            return instructions[:i]
+    return instructions
 
 
 def find_loops(instructions: Sequence[Instruction], labels: dict[str, int]) -> list[Loop]:
