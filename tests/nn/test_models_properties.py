@@ -101,7 +101,7 @@ def check_model(kind: str, backend: str, data: st.DataObject, dtypes: list) -> N
 
 
 @pytest.mark.parametrize("kind", ["A", "B"])
-@hypothesis_profiles.budget(25)
+@hypothesis_profiles.budget(15)
 @given(data=st.data())
 def test_torch_backend_matches_float64(kind: str, data: st.DataObject) -> None:
     check_model(kind, "torch", data, [torch.float32, torch.float64])
@@ -115,7 +115,7 @@ def test_auto_backend_matches_float64(kind: str, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("kind", ["A", "B"])
-@hypothesis_profiles.budget(5)
+@hypothesis_profiles.budget(4)
 @given(data=st.data())
 def test_fused_backend_matches_float64(kind: str, data: st.DataObject) -> None:
     """Fused blocks (the Triton interpreter on CPU) and the C++ tail."""
