@@ -135,6 +135,7 @@ setup(
         # scripts/bootstrap.sh installs it there, and tests/packaging checks it.
         "test": [
             "build",  # the sdist test
+            "hypothesis",  # the property-based tests
             "pytest",
             "pytest-benchmark",
             "ruff",
