@@ -61,7 +61,8 @@ def upscale_tiled(
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> Tensor:
-    """Super-resolve a (3, H, W) uint8 image; returns (3, H*s, W*s) uint8 on the CPU.
+    """Super-resolve a (C, H, W) uint8 image (C: the model's n_colors); returns (C, H*s, W*s)
+    uint8 on the CPU.
 
     ``tile=None`` runs the whole image at once; otherwise windows of at most ``tile`` pixels a
     side (see the module docstring). ``overlap=None`` takes :func:`receptive_radius`, which
