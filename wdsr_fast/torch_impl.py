@@ -5,6 +5,10 @@ one of the two) with standard PyTorch ops, so autograd, autocast and ``torch.com
 it as they treat any PyTorch code. On CPU without autograd the WDSR-B block runs its pointwise
 chain as chunked matrix products (:func:`pointwise_chain_chunked`), so the wide activation stays
 in cache instead of being written out and read back.
+
+Every tensor argument must be on the first one's device (ValueError naming the argument
+otherwise): PyTorch's own convolution returns an uninitialised CPU tensor for a CPU input and
+a meta weight instead of refusing.
 """
 
 from __future__ import annotations
@@ -13,11 +17,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pointwise_chain_chunked", "shuffle_add_affine", "wdsr_a_block", "wdsr_b_block"]
+__all__ = [
+    "check_devices",
+    "pointwise_chain_chunked",
+    "shuffle_add_affine",
+    "wdsr_a_block",
+    "wdsr_b_block",
+]
 
 # Pixels per thread in a chunk of the CPU inference path: each thread's share of the wide
 # activation (768 KiB for E=192 in float32) stays in its cache between the two matrix products.
 CPU_CHUNK_PIXELS_PER_THREAD = 1024
+
+
+def check_devices(first: str, reference: Tensor, **others: Tensor) -> None:
+    """ValueError naming the first of ``others`` that is not on ``reference``'s device."""
+    for name, t in others.items():
+        if t.device != reference.device:
+            raise ValueError(
+                f"{name}: expected device {reference.device} (that of {first}), got {t.device}"
+            )
 
 
 def pointwise_chain_chunked(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
@@ -67,6 +86,7 @@ def wdsr_b_block(
 
     x: (N, C, H, W); w1: (E, C, 1, 1); w2: (L, E, 1, 1); w3: (C, L, 3, 3). Returns (N, C, H, W).
     """
+    check_devices("x", x, w1=w1, b1=b1, w2=w2, b2=b2, w3=w3, b3=b3)
     if _chunked_chain_applies(x, w1, b1, w2, b2):
         low = pointwise_chain_chunked(x, w1, b1, w2, b2)
     else:
@@ -81,6 +101,7 @@ def wdsr_a_block(
 
     x: (N, C, H, W); w1: (F, C, 3, 3); w2: (C, F, 3, 3). Returns (N, C, H, W).
     """
+    check_devices("x", x, w1=w1, b1=b1, w2=w2, b2=b2)
     wide = F.relu(F.conv2d(x, w1, b1, padding=1), inplace=True)
     return torch.add(x, F.conv2d(wide, w2, b2, padding=1), alpha=res_scale)
 
@@ -88,4 +109,5 @@ def wdsr_a_block(
 def shuffle_add_affine(a: Tensor, b: Tensor, r: int, scale: float, shift: Tensor) -> Tensor:
     """``out[n, c, h*r+i, w*r+j] = (a[n, c*r*r + i*r + j, h, w] + b[same]) * scale + shift[c]``;
     a, b (N, C*r*r, H, W), shift (C,) -> (N, C, H*r, W*r), in a's dtype."""
+    check_devices("a", a, b=b, shift=shift)
     return (F.pixel_shuffle(a + b, r) * scale + shift.view(-1, 1, 1)).to(a.dtype)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from wdsr_fast import functional
 from wdsr_fast.ops.pixel_shuffle import EXTENSION_AVAILABLE
 from wdsr_fast.testing.reference import wdsr_a_block_reference, wdsr_b_block_reference
 
@@ -151,3 +152,33 @@ def test_shuffle_add_affine_reads_strided_and_expanded_arguments(arg: str) -> No
         reference = (torch.nn.functional.pixel_shuffle(a + plain["b"], 2) * 1.5
                      + plain["shift"].view(-1, 1, 1))  # fmt: skip
         torch.testing.assert_close(out, reference)
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+@pytest.mark.parametrize("kind", ["A", "B"])
+def test_functional_blocks_refuse_an_argument_on_another_device(kind: str, backend: str) -> None:
+    """PyTorch's own conv2d returns an uninitialised CPU tensor for a meta weight; the plain
+    PyTorch path refuses it, in every grad mode."""
+    function = functional.wdsr_a_block if kind == "A" else functional.wdsr_b_block
+    for name in set(block_values(kind)) - {"x"}:
+        for grad in (False, True):
+            values = block_values(kind)
+            values[name] = values[name].to("meta")
+            values["x"].requires_grad_(grad)
+            with (
+                torch.set_grad_enabled(grad),
+                pytest.raises(ValueError, match=f"{name}: expected device"),
+            ):
+                function(*values.values(), 0.5, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+@pytest.mark.parametrize("odd", ["b", "shift"])
+def test_functional_tail_refuses_an_argument_on_another_device(odd: str, backend: str) -> None:
+    a = torch.randn(1, 8, 3, 4)
+    args = {"b": torch.randn(1, 8, 3, 4), "shift": torch.randn(2)}
+    args[odd] = args[odd].to("meta")
+    with pytest.raises(
+        (ValueError, RuntimeError), match=f"{odd} must be on a's device|{odd}: expected device"
+    ):
+        functional.shuffle_add_affine(a, args["b"], 2, 1.5, args["shift"], backend=backend)
