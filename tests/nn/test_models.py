@@ -228,3 +228,16 @@ def test_nan_and_inf_propagate():
     with torch.no_grad():
         out = model(x)
     assert not torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["head.0.weight_v", "body.0.body.0.bias", "tail.0.weight_g"])
+def test_parameter_on_another_device_is_a_clear_error(name):
+    """A parameter left on the meta device (a meta-device initialisation that missed it) made
+    conv2d return an uninitialised CPU tensor."""
+    model = WDSRB(n_resblocks=1, n_feats=8)
+    module_name, attribute = name.rsplit(".", 1)
+    module = model.get_submodule(module_name)
+    setattr(module, attribute, torch.nn.Parameter(getattr(module, attribute).to("meta")))
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad), pytest.raises(ValueError, match="expected device cpu"):
+            model(rgb_input((1, 3, 4, 4), torch.float32))

@@ -68,6 +68,10 @@ class WeightNormConv2d(nn.Module):
         return fold_weight_norm(self.weight_g, self.weight_v)
 
     def forward(self, x: Tensor) -> Tensor:
+        for name in ("weight_g", "weight_v", "bias"):
+            device = getattr(self, name).device
+            if device != x.device:  # conv2d would return an uninitialised tensor for meta ones
+                raise ValueError(f"{name}: expected device {x.device} (that of x), got {device}")
         return F.conv2d(x, self.weight(), self.bias, padding=self.padding)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
