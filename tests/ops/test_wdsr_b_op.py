@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from wdsr_fast.kernels import launch
 from wdsr_fast.ops.wdsr_b_block import wdsr_b_block
 from wdsr_fast.testing.reference import wdsr_b_block_reference
 
@@ -99,6 +100,15 @@ CASES = [
 @pytest.mark.parametrize(("shape", "dtype", "layout", "res_scale"), CASES)
 def test_forward_and_gradients_match_float64(shape, dtype, layout, res_scale):
     check_block(shape, dtype, layout, res_scale)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="chooses the launch configuration of a simulated GPU")
+@pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
+def test_backward_paths_of_each_gpu_generation(capability, monkeypatch):
+    """sm_90 runs the backward in the tile kernel; sm_80 leaves dx and the chain's weight
+    gradients to the pixel kernels: both are checked here, in the interpreter."""
+    monkeypatch.setitem(launch.simulated_device, "capability", capability)
+    check_block((2, 16, 19, 35), torch.float16, "channels_last", 0.5)
 
 
 def test_other_expand_and_linear():

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from . import launch
 from .dot import dot_precision, padded_channels
+from .reduce import sum_rows
 
 # --------------------------------------------------------------------------------------------
 # Kernels
@@ -173,19 +174,6 @@ def conv3x3_weight_grad_partial_kernel(
         tl.store(row_ptr + COUT * CIN * 9 + offs_co, bias_acc, mask=co_ok)
 
 
-@triton.jit
-def sum_partials_kernel(part_ptr, out_ptr, SPLITS, ROW, BLOCK: tl.constexpr):
-    """out[i] = sum_{s < SPLITS} part[s, i], added in order s = 0, 1, ... (deterministic)."""
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    ok = offs < ROW
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    ptrs = part_ptr + offs
-    for _ in range(0, SPLITS):
-        acc += tl.load(ptrs, mask=ok, other=0.0)
-        ptrs += ROW
-    tl.store(out_ptr + offs, acc, mask=ok)
-
-
 # --------------------------------------------------------------------------------------------
 # Launch configuration heuristics
 # --------------------------------------------------------------------------------------------
@@ -215,8 +203,6 @@ class WeightGradConfig:
 
 # Kernels index in int32: every launch keeps its element offsets below this.
 INDEX_LIMIT = 2**31 - 1
-SUM_PARTIALS_BLOCK = 1024
-SUM_PARTIALS_WARPS = 4
 # Each split handles at least this many pixel tiles, so partial buffers stay small.
 MIN_TILES_PER_SPLIT = 4
 
@@ -412,9 +398,5 @@ def conv3x3_weight_grad(
             BLOCK_P=cfg.block_p, BLOCK_CO=cfg.block_co, BLOCK_CI=cfg.block_ci,
             num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )  # fmt: skip
-    total = launch.empty((row,), torch.float32, x.device)
-    sum_partials_kernel[(triton.cdiv(row, SUM_PARTIALS_BLOCK),)](
-        partials, total, partials.shape[0], row,
-        BLOCK=SUM_PARTIALS_BLOCK, num_warps=SUM_PARTIALS_WARPS,
-    )  # fmt: skip
+    total = sum_rows(partials)
     return total[: cout * cin * 9].view(cout, cin, 3, 3), total[cout * cin * 9 :]

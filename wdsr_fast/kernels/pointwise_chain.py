@@ -32,6 +32,7 @@ from torch import Tensor
 
 from . import launch
 from .dot import dot_precision, padded_channels
+from .reduce import sum_rows
 
 __all__ = [
     "STAGES",
@@ -248,31 +249,6 @@ def pointwise_chain_bwd_weight_kernel(
     tl.store(db1_part + E + offs_l, db2, mask=l_ok & (chunk == 0))
 
 
-@triton.jit
-def chain_grad_sum_kernel(
-    partial_ptr, dw1_ptr, dw2_ptr, db1_ptr, db2_ptr,
-    n_rows, partial_row, end_w1, end_w2, end_b1,
-    BLOCK: tl.constexpr,
-):  # fmt: skip
-    """Column sums of the partial rows, added in row order 0, 1, ... (deterministic), split
-    into the four gradients [dW1 | dW2 | db1 | db2] and written in their pointers' dtype."""
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    ok = offs < partial_row
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    ptrs = partial_ptr + offs
-    for _ in range(0, n_rows):
-        acc += tl.load(ptrs, mask=ok, other=0.0)
-        ptrs += partial_row
-    in_w1 = offs < end_w1
-    in_w2 = (offs >= end_w1) & (offs < end_w2)
-    in_b1 = (offs >= end_w2) & (offs < end_b1)
-    in_b2 = (offs >= end_b1) & ok
-    tl.store(dw1_ptr + offs, acc.to(dw1_ptr.dtype.element_ty), mask=in_w1)
-    tl.store(dw2_ptr + (offs - end_w1), acc.to(dw2_ptr.dtype.element_ty), mask=in_w2)
-    tl.store(db1_ptr + (offs - end_w2), acc.to(db1_ptr.dtype.element_ty), mask=in_b1)
-    tl.store(db2_ptr + (offs - end_b1), acc.to(db2_ptr.dtype.element_ty), mask=in_b2)
-
-
 @dataclass(frozen=True)
 class ChainConfig:
     """Launch configuration of the chain kernels (all compile-time values but the dot precision)."""
@@ -312,8 +288,6 @@ _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] 
     },
 }  # fmt: skip
 STAGES = tuple(_TILES)
-GRAD_SUM_BLOCK = 1024
-GRAD_SUM_WARPS = 4
 
 
 def dot_kind(dtype: torch.dtype, precision: str) -> str:
@@ -426,11 +400,10 @@ def pointwise_chain_backward(
             C_PAD=wcfg.c_pad, L_PAD=wcfg.l_pad, BLOCK_P=wcfg.block_p, BLOCK_E=wcfg.block_e,
             DOT_PRECISION=precision, num_warps=wcfg.num_warps, num_stages=wcfg.num_stages,
         )  # fmt: skip
-    dw1, db1, dw2 = (launch.empty(tuple(t.shape), x.dtype, x.device) for t in (w1, b1, w2))
-    db2 = launch.empty((low,), x.dtype, x.device)
-    chain_grad_sum_kernel[(triton.cdiv(partial_row, GRAD_SUM_BLOCK),)](
-        partials, dw1, dw2, db1, db2,
-        n_groups, partial_row, e * c, e * c + low * e, e * c + low * e + e,
-        BLOCK=GRAD_SUM_BLOCK, num_warps=GRAD_SUM_WARPS,
-    )  # fmt: skip
+    total = sum_rows(partials)
+    ends = (e * c, e * c + low * e, e * c + low * e + e)
+    dw1 = total[: ends[0]].view(w1.shape).to(x.dtype, copy=True)
+    dw2 = total[ends[0] : ends[1]].view(w2.shape).to(x.dtype, copy=True)
+    db1 = total[ends[1] : ends[2]].to(x.dtype, copy=True)
+    db2 = total[ends[2] :].to(x.dtype, copy=True)
     return dx, dw1, db1, dw2, db2

@@ -39,14 +39,98 @@ from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from .dot import bias_rows, dot_precision, ones_column, padded_channels
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
+from .reduce import sum_rows
 
 __all__ = [
+    "FusedBackwardConfig",
     "FusedForwardConfig",
+    "backward_config",
     "forward_config",
     "wdsr_b_block_backward",
+    "wdsr_b_block_bwd_input_kernel",
+    "wdsr_b_block_bwd_tile_kernel",
     "wdsr_b_block_forward",
     "wdsr_b_block_fwd_kernel",
 ]
+
+
+@triton.jit
+def _tile_origin(tile, tiles_per_image, tiles_w, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
+    """Image index and top-left pixel (y0, x0) of output tile ``tile``."""
+    n = tile // tiles_per_image
+    t = tile - n * tiles_per_image
+    ty = t // tiles_w
+    return n, ty * TILE_H, (t - ty * tiles_w) * TILE_W
+
+
+@triton.jit
+def _load_pixels(image, yy, xx, ok, offs_c, c_ok, s_c, s_h, s_w):
+    """[pixels, channels] of one image read through its strides; 0 where not ``ok``."""
+    return tl.load(
+        image + (yy * s_h + xx * s_w)[:, None] + offs_c[None, :] * s_c,
+        mask=ok[:, None] & c_ok[None, :],
+        other=0.0,
+    )
+
+
+@triton.jit
+def _load_matrix(ptr, rows, row_ok, row_stride, cols, col_ok, col_stride):
+    """[len(rows), len(cols)] of a dense matrix read at ``ptr + row * row_stride + col *
+    col_stride`` (a weight in whichever orientation a product wants); 0 outside the masks."""
+    return tl.load(
+        ptr + rows[:, None] * row_stride + cols[None, :] * col_stride,
+        mask=row_ok[:, None] & col_ok[None, :],
+        other=0.0,
+    )
+
+
+@triton.jit
+def _pre_activation(
+    x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C: tl.constexpr, DOT_PRECISION: tl.constexpr
+):
+    """``pre = x W1[e, :]^T + b1[e]`` for one slice ``e`` of the wide channels, rounded to x's
+    dtype as the eager 1x1 convolution rounds it; also the slice W1[e, :]^T ([C_PAD, len(e)])."""
+    w1t = _load_matrix(w1_ptr, offs_c, c_ok, 1, e, e_ok, C)
+    pre = tl.dot(ones, bias_rows(b1_ptr, e, e_ok))
+    return tl.dot(x, w1t, pre, input_precision=DOT_PRECISION).to(x.dtype), w1t
+
+
+@triton.jit
+def _relu(pre):
+    """max(pre, 0) keeping NaN, like torch.relu (bfloat16 compares in float32)."""
+    return tl.maximum(pre, tl.zeros_like(pre), propagate_nan=tl.PropagateNan.ALL).to(pre.dtype)
+
+
+@triton.jit
+def _low_rank_to_scratch(
+    x_image, scratch, y0, x0, H, W, sxc, sxh, sxw, halo_chunks,
+    w1_ptr, b1_ptr, w2_ptr, b2_ptr, offs_c, c_ok, offs_l, l_ok,
+    C: tl.constexpr, E: tl.constexpr, L_PAD: tl.constexpr,
+    TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+    HALO_CHUNK: tl.constexpr, BLOCK_E: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """``l = W2 · relu(W1 · x + b1) + b2`` on the tile at (y0, x0) and its one-pixel halo, zero
+    outside the image, into ``scratch`` ([halo pixel, L_PAD], row-major over the halo)."""
+    HALO_W: tl.constexpr = TILE_W + 2
+    HALO_PIXELS: tl.constexpr = (TILE_H + 2) * HALO_W
+    for hc in range(halo_chunks):
+        q = hc * HALO_CHUNK + tl.arange(0, HALO_CHUNK)
+        hy = q // HALO_W
+        yy = y0 - 1 + hy
+        xx = x0 - 1 + (q - hy * HALO_W)
+        inside = (q < HALO_PIXELS) & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+        xin = _load_pixels(x_image, yy, xx, inside, offs_c, c_ok, sxc, sxh, sxw)
+        ones = ones_column(HALO_CHUNK, xin.dtype)
+        low = tl.dot(ones, bias_rows(b2_ptr, offs_l, l_ok))
+        for e0 in tl.static_range(0, E, BLOCK_E):
+            e = e0 + tl.arange(0, BLOCK_E)
+            e_ok = e < E
+            pre, _ = _pre_activation(xin, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
+                                     DOT_PRECISION)  # fmt: skip
+            w2t = _load_matrix(w2_ptr, e, e_ok, 1, offs_l, l_ok, E)
+            low = tl.dot(_relu(pre), w2t, low, input_precision=DOT_PRECISION)
+        low = tl.where(inside[:, None], low.to(xin.dtype), 0.0)
+        tl.store(scratch + q[:, None] * L_PAD + offs_l[None, :], low)
 
 
 @triton.jit
@@ -68,88 +152,322 @@ def wdsr_b_block_fwd_kernel(
     TILE_H * TILE_W / OUT_CHUNK are runtime values so that the compiler keeps them as loops
     (the static cost report maps SASS loops to these trip counts)."""
     HALO_W: tl.constexpr = TILE_W + 2
-    HALO_PIXELS: tl.constexpr = (TILE_H + 2) * HALO_W
-    dtype = x_ptr.dtype.element_ty
     pid = tl.program_id(0)
-    programs = tl.num_programs(0)
     tiles_per_image = tiles_h * tiles_w
     scratch = scratch_ptr + pid.to(tl.int64) * (halo_chunks * HALO_CHUNK * L_PAD)
     offs_c = tl.arange(0, C_PAD)
     offs_l = tl.arange(0, L_PAD)
     c_ok = offs_c < C
     l_ok = offs_l < L
-    for tile in range(pid, N * tiles_per_image, programs):
-        n = tile // tiles_per_image
-        t = tile - n * tiles_per_image
-        ty = t // tiles_w
-        y0 = ty * TILE_H
-        x0 = (t - ty * tiles_w) * TILE_W
+    for tile in range(pid, N * tiles_per_image, tl.num_programs(0)):
+        n, y0, x0 = _tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         x_image = x_ptr + n.to(tl.int64) * sxn
-        # The low-rank tensor on the tile and its halo, zero outside the image, into scratch.
-        for hc in range(halo_chunks):
-            q = hc * HALO_CHUNK + tl.arange(0, HALO_CHUNK)
-            hy = q // HALO_W
-            yy = y0 - 1 + hy
-            xx = x0 - 1 + (q - hy * HALO_W)
-            inside = (q < HALO_PIXELS) & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-            xin = tl.load(
-                x_image + (yy * sxh + xx * sxw)[:, None] + offs_c[None, :] * sxc,
-                mask=inside[:, None] & c_ok[None, :],
-                other=0.0,
-            )
-            ones = ones_column(HALO_CHUNK, dtype)
-            low = tl.dot(ones, bias_rows(b2_ptr, offs_l, l_ok))
-            for e0 in tl.static_range(0, E, BLOCK_E):
-                e = e0 + tl.arange(0, BLOCK_E)
-                e_ok = e < E
-                w1t = tl.load(
-                    w1_ptr + e[None, :] * C + offs_c[:, None],
-                    mask=c_ok[:, None] & e_ok[None, :],
-                    other=0.0,
-                )
-                pre = tl.dot(ones, bias_rows(b1_ptr, e, e_ok))
-                pre = tl.dot(xin, w1t, pre, input_precision=DOT_PRECISION).to(dtype)
-                # ReLU keeping NaN, like torch.relu (bfloat16 compares in float32).
-                zero = tl.zeros_like(pre)
-                wide = tl.maximum(pre, zero, propagate_nan=tl.PropagateNan.ALL).to(dtype)
-                w2t = tl.load(
-                    w2_ptr + offs_l[None, :] * E + e[:, None],
-                    mask=e_ok[:, None] & l_ok[None, :],
-                    other=0.0,
-                )
-                low = tl.dot(wide, w2t, low, input_precision=DOT_PRECISION)
-            low = tl.where(inside[:, None], low.to(dtype), 0.0)
-            tl.store(scratch + q[:, None] * L_PAD + offs_l[None, :], low)
+        _low_rank_to_scratch(
+            x_image, scratch, y0, x0, H, W, sxc, sxh, sxw, halo_chunks,
+            w1_ptr, b1_ptr, w2_ptr, b2_ptr, offs_c, c_ok, offs_l, l_ok,
+            C, E, L_PAD, TILE_H, TILE_W, HALO_CHUNK, BLOCK_E, DOT_PRECISION,
+        )  # fmt: skip
         tl.debug_barrier()
         # The 3x3 convolution over the nine shifted windows of scratch, bias, scaled residual.
         for oc in range(out_chunks):
             p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
             oy = p // TILE_W
             ox = p - oy * TILE_W
-            acc = tl.dot(ones_column(OUT_CHUNK, dtype), bias_rows(b3_ptr, offs_c, c_ok))
+            acc = tl.dot(ones_column(OUT_CHUNK, x_ptr.dtype.element_ty),
+                         bias_rows(b3_ptr, offs_c, c_ok))  # fmt: skip
             for tap in tl.static_range(9):
                 window = (oy + tap // 3) * HALO_W + ox + tap % 3
                 low = tl.load(scratch + window[:, None] * L_PAD + offs_l[None, :])
-                w3 = tl.load(
-                    w3_ptr + offs_c[None, :] * (L * 9) + offs_l[:, None] * 9 + tap,
-                    mask=l_ok[:, None] & c_ok[None, :],
-                    other=0.0,
-                )
+                w3 = _load_matrix(w3_ptr + tap, offs_l, l_ok, 9, offs_c, c_ok, L * 9)
                 acc = tl.dot(low, w3, acc, input_precision=DOT_PRECISION)
             yy = y0 + oy
             xx = x0 + ox
-            ok = ((yy < H) & (xx < W))[:, None] & c_ok[None, :]
-            res = tl.load(
-                x_image + (yy * sxh + xx * sxw)[:, None] + offs_c[None, :] * sxc, mask=ok
-            )
+            ok = (yy < H) & (xx < W)
+            res = _load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
             out = res.to(tl.float32) + res_scale * acc
             out_image = out_ptr + n.to(tl.int64) * son
             tl.store(
                 out_image + (yy * soh + xx * sow)[:, None] + offs_c[None, :] * soc,
-                out.to(dtype),
-                mask=ok,
+                out.to(res.dtype),
+                mask=ok[:, None] & c_ok[None, :],
             )
         tl.debug_barrier()  # the slot is rewritten by the next tile
+
+
+@triton.jit
+def _chain_input_grad(
+    x, dl, g, w1_ptr, b1_ptr, w2_ptr, offs_c, c_ok, offs_l, l_ok,
+    C: tl.constexpr, E: tl.constexpr, BLOCK_E: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """``dx = g + W1^T ((pre > 0) ⊙ W2^T dl)`` on a block of pixels (float32), pre recomputed
+    slice by slice; the ReLU's backward as torch computes it (zero where pre <= 0, NaN
+    passes), each product's input rounded to x's dtype as autograd's tensors are."""
+    ones = ones_column(x.shape[0], x.dtype)
+    dx = g.to(tl.float32)
+    for e0 in tl.static_range(0, E, BLOCK_E):
+        e = e0 + tl.arange(0, BLOCK_E)
+        e_ok = e < E
+        pre, w1t = _pre_activation(x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
+                                   DOT_PRECISION)  # fmt: skip
+        w2 = _load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
+        dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
+        dpre = tl.where(pre <= 0.0, 0.0, dh).to(x.dtype)
+        dx = tl.dot(dpre, tl.trans(w1t), dx, input_precision=DOT_PRECISION)
+    return dx
+
+
+@triton.jit
+def wdsr_b_block_bwd_tile_kernel(
+    x_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, dx_ptr, dl_ptr, scratch_ptr,
+    partial_ptr,
+    N, H, W, tiles_h, tiles_w, halo_chunks, out_chunks, taps, wide_chunks,
+    sxn, sxc, sxh, sxw,
+    sgn, sgc, sgh, sgw,
+    sdn, sdc, sdh, sdw,
+    res_scale,
+    C: tl.constexpr, E: tl.constexpr, L: tl.constexpr,
+    C_PAD: tl.constexpr, L_PAD: tl.constexpr,
+    TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+    HALO_CHUNK: tl.constexpr, OUT_CHUNK: tl.constexpr, BLOCK_E: tl.constexpr,
+    WEIGHT_BLOCK_E: tl.constexpr, DOT_PRECISION: tl.constexpr, INPUT_GRAD: tl.constexpr,
+    CHAIN_WEIGHT_GRAD: tl.constexpr,
+):  # fmt: skip
+    """The block's backward over output tiles (program p: tiles p, p + programs, ...), given
+    g = dLoss/dout. Per tile:
+
+    1. l on the tile and its halo, recomputed into the program's scratch slot as in the forward;
+    2. per chunk of pixels, dl = res_scale * conv3x3^T(g), kept in a second part of the slot
+       and, unless both of the next two flags are set, written to ``dl_ptr`` ([N*H*W, L_PAD])
+       for the pixel kernels; if ``INPUT_GRAD``, dx = g + W1^T ((pre > 0) ⊙ W2^T dl) (else
+       :func:`wdsr_b_block_bwd_input_kernel` does it);
+    3. per tap, the 3x3 weight gradient sum_p g[p] ⊗ l[p + tap offset];
+    4. if ``CHAIN_WEIGHT_GRAD``, per slice of ``WEIGHT_BLOCK_E`` wide channels, the chain's
+       weight gradients from x and dl, pre and h = relu(pre) recomputed: dW1 += dpre^T x,
+       dW2^T += h^T dl, db1 += sum dpre (else :func:`wdsr_b_block_bwd_weight_kernel` does it).
+
+    The weight gradients, before res_scale for dW3 and db3, are sums in the program's row of
+    ``partial_ptr`` (float32, updated in place tile by tile; the row stays in L2; the rows are
+    added in a fixed order afterwards): [dW3 (9, C_PAD, L_PAD) | db3 (C_PAD) | db2 (L_PAD) |
+    dW1 (E, C_PAD) | dW2^T (E, L_PAD) | db1 (E)].
+
+    ``halo_chunks``, ``out_chunks`` (as in the forward), ``taps`` (9) and ``wide_chunks``
+    (ceil(E / BLOCK_E)) are runtime values so that the compiler keeps them as loops."""
+    HALO_W: tl.constexpr = TILE_W + 2
+    TILE_PIXELS: tl.constexpr = TILE_H * TILE_W
+    DW3: tl.constexpr = 0
+    DB3: tl.constexpr = 9 * C_PAD * L_PAD
+    DB2: tl.constexpr = DB3 + C_PAD
+    DW1: tl.constexpr = DB2 + L_PAD
+    DW2T: tl.constexpr = DW1 + E * C_PAD
+    DB1: tl.constexpr = DW2T + E * L_PAD
+    ROW_LEN: tl.constexpr = DB1 + E
+    ZERO_BLOCK: tl.constexpr = 1024
+    dtype = x_ptr.dtype.element_ty
+    pid = tl.program_id(0)
+    tiles_per_image = tiles_h * tiles_w
+    slot = scratch_ptr + pid.to(tl.int64) * ((halo_chunks * HALO_CHUNK + TILE_PIXELS) * L_PAD)
+    dl_slot = slot + halo_chunks * HALO_CHUNK * L_PAD
+    row = partial_ptr + pid.to(tl.int64) * ROW_LEN
+    offs_c = tl.arange(0, C_PAD)
+    offs_l = tl.arange(0, L_PAD)
+    c_ok = offs_c < C
+    l_ok = offs_l < L
+    for z in tl.static_range(0, ROW_LEN, ZERO_BLOCK):
+        offs = z + tl.arange(0, ZERO_BLOCK)
+        tl.store(row + offs, tl.zeros((ZERO_BLOCK,), tl.float32), mask=offs < ROW_LEN)
+    tl.debug_barrier()
+    for tile in range(pid, N * tiles_per_image, tl.num_programs(0)):
+        n, y0, x0 = _tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+        x_image = x_ptr + n.to(tl.int64) * sxn
+        g_image = g_ptr + n.to(tl.int64) * sgn
+        _low_rank_to_scratch(
+            x_image, slot, y0, x0, H, W, sxc, sxh, sxw, halo_chunks,
+            w1_ptr, b1_ptr, w2_ptr, b2_ptr, offs_c, c_ok, offs_l, l_ok,
+            C, E, L_PAD, TILE_H, TILE_W, HALO_CHUNK, BLOCK_E, DOT_PRECISION,
+        )  # fmt: skip
+        tl.debug_barrier()
+        for oc in range(out_chunks):
+            p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
+            yy = y0 + p // TILE_W
+            xx = x0 + p % TILE_W
+            ok = (yy < H) & (xx < W)
+            g = _load_pixels(g_image, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
+            dl = tl.zeros((OUT_CHUNK, L_PAD), tl.float32)
+            for tap in tl.static_range(9):
+                # dl[p] += W3[:, :, tap]^T g[p - tap offset].
+                gy = yy + 1 - tap // 3
+                gx = xx + 1 - tap % 3
+                g_ok = ok & (gy >= 0) & (gy < H) & (gx >= 0) & (gx < W)
+                g_shift = _load_pixels(g_image, gy, gx, g_ok, offs_c, c_ok, sgc, sgh, sgw)
+                w3 = _load_matrix(w3_ptr + tap, offs_c, c_ok, L * 9, offs_l, l_ok, 9)
+                dl = tl.dot(g_shift, w3, dl, input_precision=DOT_PRECISION)
+            dl = (dl * res_scale).to(dtype)
+            db3 = tl.load(row + DB3 + offs_c) + tl.sum(g.to(tl.float32), axis=0)
+            tl.store(row + DB3 + offs_c, db3)
+            db2 = tl.load(row + DB2 + offs_l) + tl.sum(dl.to(tl.float32), axis=0)
+            tl.store(row + DB2 + offs_l, db2)
+            tl.store(dl_slot + p[:, None] * L_PAD + offs_l[None, :], dl)
+            if INPUT_GRAD:
+                x = _load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+                dx = _chain_input_grad(x, dl, g, w1_ptr, b1_ptr, w2_ptr, offs_c, c_ok, offs_l,
+                                       l_ok, C, E, BLOCK_E, DOT_PRECISION)  # fmt: skip
+                dx_image = dx_ptr + n.to(tl.int64) * sdn
+                tl.store(
+                    dx_image + (yy * sdh + xx * sdw)[:, None] + offs_c[None, :] * sdc,
+                    dx.to(dtype),
+                    mask=ok[:, None] & c_ok[None, :],
+                )
+            if not (INPUT_GRAD and CHAIN_WEIGHT_GRAD):
+                pixel = (n * H + yy) * W + xx
+                tl.store(dl_ptr + pixel.to(tl.int64)[:, None] * L_PAD + offs_l[None, :], dl,
+                         mask=ok[:, None])  # fmt: skip
+        tl.debug_barrier()
+        # dW3[tap] += sum over the tile of g[p] ⊗ l[p + tap offset], one tap at a time.
+        for k in range(taps):
+            partial = row + DW3 + k * C_PAD * L_PAD + offs_c[:, None] * L_PAD + offs_l[None, :]
+            dw3 = tl.load(partial)
+            for oc in range(out_chunks):
+                p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
+                oy = p // TILE_W
+                ox = p % TILE_W
+                ok = (y0 + oy < H) & (x0 + ox < W)
+                g = _load_pixels(g_image, y0 + oy, x0 + ox, ok, offs_c, c_ok, sgc, sgh, sgw)
+                window = (oy + k // 3) * HALO_W + ox + k % 3
+                low = tl.load(slot + window[:, None] * L_PAD + offs_l[None, :])
+                dw3 = tl.dot(tl.trans(g), low, dw3, input_precision=DOT_PRECISION)
+            tl.store(partial, dw3)
+        if CHAIN_WEIGHT_GRAD:
+            # The chain's weight gradients, one slice of the wide channels at a time.
+            for ec in range(wide_chunks):
+                e = ec * WEIGHT_BLOCK_E + tl.arange(0, WEIGHT_BLOCK_E)
+                e_ok = e < E
+                dw1_part = row + DW1 + e[:, None] * C_PAD + offs_c[None, :]
+                dw2t_part = row + DW2T + e[:, None] * L_PAD + offs_l[None, :]
+                dw1 = tl.load(dw1_part, mask=e_ok[:, None], other=0.0)
+                dw2t = tl.load(dw2t_part, mask=e_ok[:, None], other=0.0)
+                db1 = tl.zeros((OUT_CHUNK, WEIGHT_BLOCK_E), tl.float32)
+                w2 = _load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
+                w1t = _load_matrix(w1_ptr, offs_c, c_ok, 1, e, e_ok, C)
+                b1v = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
+                for oc in range(out_chunks):
+                    p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
+                    yy = y0 + p // TILE_W
+                    xx = x0 + p % TILE_W
+                    ok = (yy < H) & (xx < W)
+                    x = _load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+                    dl = tl.load(dl_slot + p[:, None] * L_PAD + offs_l[None, :])
+                    pre = tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1v[None, :]
+                    pre = pre.to(dtype)
+                    dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
+                    dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
+                    dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
+                    dw2t = tl.dot(tl.trans(_relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
+                    db1 += dpre.to(tl.float32)
+                tl.store(dw1_part, dw1, mask=e_ok[:, None])
+                tl.store(dw2t_part, dw2t, mask=e_ok[:, None])
+                db1 = tl.load(row + DB1 + e, mask=e_ok, other=0.0) + tl.sum(db1, axis=0)
+                tl.store(row + DB1 + e, db1, mask=e_ok)
+        tl.debug_barrier()  # the slot and the partial row are rewritten by the next tile
+
+
+@triton.jit
+def wdsr_b_block_bwd_weight_kernel(
+    x_ptr, dl_ptr, w1_ptr, b1_ptr, w2_ptr, partial_ptr,
+    N, H, W, tiles_h, tiles_w,
+    sxn, sxc, sxh, sxw,
+    C: tl.constexpr, E: tl.constexpr, L: tl.constexpr,
+    C_PAD: tl.constexpr, L_PAD: tl.constexpr,
+    TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_E: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """The chain's weight gradients from x and dl. Program (k, r) owns the wide channels
+    e in [k * BLOCK_E, (k + 1) * BLOCK_E) and tiles r, r + R, ... (R groups); it sums, in
+    that fixed order and in registers, with pre and h = relu(pre) recomputed for its slice:
+
+        dW1[e] += ((pre > 0) ⊙ W2^T dl)^T x,  db1[e] += sum of the same,
+        dW2[:, e] += dl^T h,                  db2 += sum dl (slice 0 only)
+
+    and writes them once into row r of ``partial_ptr``: [dW1 (E, C) | dW2 (L, E) | db1 (E) |
+    db2 (L)], float32."""
+    PIXELS: tl.constexpr = TILE_H * TILE_W
+    dtype = x_ptr.dtype.element_ty
+    chunk = tl.program_id(0)
+    group = tl.program_id(1)
+    tiles_per_image = tiles_h * tiles_w
+    offs_c = tl.arange(0, C_PAD)
+    offs_l = tl.arange(0, L_PAD)
+    c_ok = offs_c < C
+    l_ok = offs_l < L
+    e = chunk * BLOCK_E + tl.arange(0, BLOCK_E)
+    e_ok = e < E
+    ones = ones_column(PIXELS, dtype)
+    dw1 = tl.zeros((BLOCK_E, C_PAD), tl.float32)
+    dw2t = tl.zeros((BLOCK_E, L_PAD), tl.float32)
+    db1 = tl.zeros((BLOCK_E,), tl.float32)
+    db2 = tl.zeros((L_PAD,), tl.float32)
+    for tile in range(group, N * tiles_per_image, tl.num_programs(1)):
+        n, y0, x0 = _tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+        p = tl.arange(0, PIXELS)
+        yy = y0 + p // TILE_W
+        xx = x0 + p % TILE_W
+        ok = (yy < H) & (xx < W)
+        x = _load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+        pixel = (n * H + yy) * W + xx
+        dl = tl.load(dl_ptr + pixel.to(tl.int64)[:, None] * L_PAD + offs_l[None, :],
+                     mask=ok[:, None], other=0.0)  # fmt: skip
+        pre, _ = _pre_activation(x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
+                                 DOT_PRECISION)  # fmt: skip
+        w2 = _load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
+        dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
+        dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
+        dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
+        dw2t = tl.dot(tl.trans(_relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
+        db1 += tl.sum(dpre.to(tl.float32), axis=0)
+        db2 += tl.sum(dl.to(tl.float32), axis=0)
+    row = partial_ptr + group.to(tl.int64) * (E * C + L * E + E + L)
+    tl.store(row + e[:, None] * C + offs_c[None, :], dw1, mask=e_ok[:, None] & c_ok[None, :])
+    dw2_part = row + E * C
+    tl.store(dw2_part + offs_l[None, :] * E + e[:, None], dw2t, mask=e_ok[:, None] & l_ok[None, :])
+    db1_part = dw2_part + L * E
+    tl.store(db1_part + e, db1, mask=e_ok)
+    tl.store(db1_part + E + offs_l, db2, mask=l_ok & (chunk == 0))
+
+
+@triton.jit
+def wdsr_b_block_bwd_input_kernel(
+    x_ptr, dl_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, dx_ptr,
+    N, H, W, tiles_h, tiles_w,
+    sxn, sxc, sxh, sxw,
+    sgn, sgc, sgh, sgw,
+    sdn, sdc, sdh, sdw,
+    C: tl.constexpr, E: tl.constexpr, L: tl.constexpr,
+    C_PAD: tl.constexpr, L_PAD: tl.constexpr,
+    TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_E: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """dx = g + W1^T ((pre > 0) ⊙ W2^T dl) on one tile of TILE_H x TILE_W pixels per program,
+    from x, g and the tile kernel's dl (where the tile kernel leaves dx out)."""
+    offs_c = tl.arange(0, C_PAD)
+    offs_l = tl.arange(0, L_PAD)
+    c_ok = offs_c < C
+    l_ok = offs_l < L
+    n, y0, x0 = _tile_origin(tl.program_id(0), tiles_h * tiles_w, tiles_w, TILE_H, TILE_W)
+    p = tl.arange(0, TILE_H * TILE_W)
+    yy = y0 + p // TILE_W
+    xx = x0 + p % TILE_W
+    ok = (yy < H) & (xx < W)
+    x = _load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+    g = _load_pixels(g_ptr + n.to(tl.int64) * sgn, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
+    pixel = (n * H + yy) * W + xx
+    dl = tl.load(dl_ptr + pixel.to(tl.int64)[:, None] * L_PAD + offs_l[None, :],
+                 mask=ok[:, None], other=0.0)  # fmt: skip
+    dx = _chain_input_grad(x, dl, g, w1_ptr, b1_ptr, w2_ptr, offs_c, c_ok, offs_l, l_ok, C, E,
+                           BLOCK_E, DOT_PRECISION)  # fmt: skip
+    tl.store(
+        dx_ptr + n.to(tl.int64) * sdn + (yy * sdh + xx * sdw)[:, None] + offs_c[None, :] * sdc,
+        dx.to(x.dtype),
+        mask=ok[:, None] & c_ok[None, :],
+    )
 
 
 @dataclass(frozen=True)
@@ -242,6 +560,70 @@ def wdsr_b_block_forward(
     return out
 
 
+@dataclass(frozen=True)
+class FusedBackwardConfig:
+    """Tiles of the fused backward. The tile kernel takes ``tile`` (as the forward's);
+    ``in_tile``: it also computes dx and the chain's weight gradients (``weight_block_e`` wide
+    channels at a time, at most ``max_registers`` registers per thread), else the pixel
+    kernels do, on ``pixel_tile_h x pixel_tile_w`` pixels (input gradient: ``tile.block_e``
+    wide channels at a time; weight gradients: ``weight_block_e``)."""
+
+    tile: FusedForwardConfig
+    in_tile: bool
+    weight_block_e: int
+    max_registers: int | None
+    pixel_tile_h: int = 4
+    pixel_tile_w: int = 32
+    pixel_num_warps: int = 8
+    weight_programs_per_sm: int = 2
+
+
+def backward_config(
+    channels: int, low: int, dtype: torch.dtype, precision: str, capability: tuple[int, int]
+) -> FusedBackwardConfig | None:
+    """Launch configuration of the fused backward (same arguments as :func:`forward_config`);
+    None where its tiles would spill (the composed backward runs then).
+
+    The tile kernel takes the forward's tile with 32 wide channels at a time (16 in
+    full-precision float32). On sm_90 it does the whole backward, the chain's weight gradients
+    16 wide channels at a time under a 128-register cap (25% occupancy, no spills). sm_80's
+    mma.sync keeps more operands in registers: there the tile kernel leaves dx and the chain's
+    weight gradients to the pixel kernels (128-pixel tiles), which keeps every kernel free of
+    spills at the cost of reading x and dl again."""
+    tile = forward_config(channels, low, dtype, precision, capability)
+    if tile is None:
+        return None
+    ieee = dtype == torch.float32 and precision == "ieee"
+    block_e = 16 if ieee else 32
+    tile = FusedForwardConfig(tile.tile_h, tile.tile_w, tile.halo_chunk, tile.out_chunk, block_e,
+                              tile.num_warps, tile.num_stages, tile.programs_per_sm)  # fmt: skip
+    if capability >= (9, 0):
+        return FusedBackwardConfig(tile, True, 16, None if ieee else 128)
+    return FusedBackwardConfig(tile, False, 16 if ieee else 64, None)
+
+
+def _composed_backward(
+    grad: Tensor,
+    x: Tensor,
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+    w3: Tensor,
+    res_scale: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The backward from the two-kernel forward's kernels: the chain (recomputed l), the 3x3
+    input and weight gradients, the chain's gradients."""
+    low = pointwise_chain_forward(x, w1, b1, w2, b2)
+    grad_low = conv3x3_input_grad(grad, w3, weight_scale=res_scale)
+    dw3, db3 = conv3x3_weight_grad(low, grad)
+    del low
+    dx, dw1, db1, dw2, db2 = pointwise_chain_backward(x, grad_low, w1, b1, w2, grad_residual=grad)
+    dw3 = (dw3 * res_scale).to(x.dtype)
+    db3 = (db3 * res_scale).to(x.dtype)
+    return dx, dw1, db1, dw2, db2, dw3, db3
+
+
 def wdsr_b_block_backward(
     grad: Tensor,
     x: Tensor,
@@ -253,12 +635,86 @@ def wdsr_b_block_backward(
     res_scale: float,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients (dx, dw1, db1, dw2, db2, dw3, db3) given grad = dLoss/dout, each shaped like its
-    argument, in x's dtype; dx channels_last."""
-    low = pointwise_chain_forward(x, w1, b1, w2, b2)
-    grad_low = conv3x3_input_grad(grad, w3, weight_scale=res_scale)
-    dw3, db3 = conv3x3_weight_grad(low, grad)
-    del low
-    dx, dw1, db1, dw2, db2 = pointwise_chain_backward(x, grad_low, w1, b1, w2, grad_residual=grad)
-    dw3 = (dw3 * res_scale).to(x.dtype)
-    db3 = (db3 * res_scale).to(x.dtype)
-    return dx, dw1, db1, dw2, db2, dw3, db3
+    argument, in x's dtype; dx channels_last. The tile kernel (the low-rank gradient dl, the
+    3x3 weight gradients and, on sm_90, dx), the input-gradient kernel (dx, where the tile
+    kernel leaves it out) and the chain weight-gradient kernel (from x and dl), then the
+    fixed-order sums of their partial rows."""
+    n, c, h, w = x.shape
+    e, low = w1.shape[0], w2.shape[0]
+    precision = dot_precision(x.dtype)
+    capability = launch.device_capability(x.device)
+    cfg = backward_config(c, low, x.dtype, precision, capability)
+    if cfg is None:
+        return _composed_backward(grad, x, w1, b1, w2, b2, w3, res_scale)
+    c_pad, l_pad = padded_channels(c), padded_channels(low)
+    dx = launch.empty((n, c, h, w), x.dtype, x.device, torch.channels_last)
+    # The tile kernel's partial row, and the weight kernel's.
+    tile_row = {"dw3": 9 * c_pad * l_pad, "db3": c_pad, "db2": l_pad, "dw1": e * c_pad,
+                "dw2t": e * l_pad, "db1": e}  # fmt: skip
+    chain_row = {"dw1": e * c, "dw2": low * e, "db1": e, "db2": low}
+    tile_sums = torch.zeros(sum(tile_row.values()), dtype=torch.float32, device=x.device)
+    chain_sums = None
+    if dx.numel() > 0:
+        _check_image_extent("x", x)
+        _check_image_extent("grad", grad)
+        t = cfg.tile
+        tiles_h, tiles_w = triton.cdiv(h, t.tile_h), triton.cdiv(w, t.tile_w)
+        sms = launch.multiprocessor_count(x.device)
+        programs = min(n * tiles_h * tiles_w, t.programs_per_sm * sms)
+        halo_chunks = triton.cdiv((t.tile_h + 2) * (t.tile_w + 2), t.halo_chunk)
+        slot = (halo_chunks * t.halo_chunk + t.tile_h * t.tile_w) * l_pad
+        scratch = launch.empty((programs, slot), x.dtype, x.device)
+        dl = launch.empty((0 if cfg.in_tile else n * h * w, l_pad), x.dtype, x.device)
+        partials = launch.empty((programs, sum(tile_row.values())), torch.float32, x.device)
+        channels = dict(C=c, E=e, L=low, C_PAD=c_pad, L_PAD=l_pad, DOT_PRECISION=precision)
+        wdsr_b_block_bwd_tile_kernel[(programs,)](
+            x, grad, w1, b1, w2, b2, w3, dx, dl, scratch, partials,
+            n, h, w, tiles_h, tiles_w, halo_chunks, t.tile_h * t.tile_w // t.out_chunk, 9,
+            triton.cdiv(e, cfg.weight_block_e),
+            *x.stride(), *grad.stride(), *dx.stride(),
+            float(res_scale),
+            **channels, TILE_H=t.tile_h, TILE_W=t.tile_w, HALO_CHUNK=t.halo_chunk,
+            OUT_CHUNK=t.out_chunk, BLOCK_E=t.block_e, WEIGHT_BLOCK_E=cfg.weight_block_e,
+            INPUT_GRAD=cfg.in_tile, CHAIN_WEIGHT_GRAD=cfg.in_tile,
+            num_warps=t.num_warps, num_stages=t.num_stages, maxnreg=cfg.max_registers,
+        )  # fmt: skip
+        tile_sums = sum_rows(partials)
+        if not cfg.in_tile:
+            tiles_h, tiles_w = triton.cdiv(h, cfg.pixel_tile_h), triton.cdiv(w, cfg.pixel_tile_w)
+            pixel_tiles = dict(TILE_H=cfg.pixel_tile_h, TILE_W=cfg.pixel_tile_w)
+            wdsr_b_block_bwd_input_kernel[(n * tiles_h * tiles_w,)](
+                x, dl, grad, w1, b1, w2, dx,
+                n, h, w, tiles_h, tiles_w,
+                *x.stride(), *grad.stride(), *dx.stride(),
+                **channels, **pixel_tiles, BLOCK_E=t.block_e,
+                num_warps=cfg.pixel_num_warps, num_stages=1,
+            )  # fmt: skip
+            wide_chunks = triton.cdiv(e, cfg.weight_block_e)
+            groups = min(n * tiles_h * tiles_w,
+                         triton.cdiv(cfg.weight_programs_per_sm * sms, wide_chunks))  # fmt: skip
+            chain_partials = launch.empty((groups, sum(chain_row.values())), torch.float32,
+                                          x.device)  # fmt: skip
+            wdsr_b_block_bwd_weight_kernel[(wide_chunks, groups)](
+                x, dl, w1, b1, w2, chain_partials,
+                n, h, w, tiles_h, tiles_w,
+                *x.stride(),
+                **channels, **pixel_tiles, BLOCK_E=cfg.weight_block_e,
+                num_warps=cfg.pixel_num_warps, num_stages=1,
+            )  # fmt: skip
+            chain_sums = sum_rows(chain_partials)
+    tile_parts = dict(zip(tile_row, tile_sums.split(list(tile_row.values())), strict=True))
+    dw3 = tile_parts["dw3"].view(3, 3, c_pad, l_pad)[:, :, :c, :low].permute(2, 3, 0, 1)
+    dw3, db3 = dw3 * res_scale, tile_parts["db3"][:c] * res_scale
+    db2 = tile_parts["db2"][:low]
+    if chain_sums is None:
+        dw1 = tile_parts["dw1"].view(e, c_pad)[:, :c].reshape(w1.shape)
+        dw2 = tile_parts["dw2t"].view(e, l_pad)[:, :low].t().reshape(w2.shape)
+        db1 = tile_parts["db1"]
+    else:
+        parts = dict(zip(chain_row, chain_sums.split(list(chain_row.values())), strict=True))
+        dw1, dw2, db1 = parts["dw1"].view(w1.shape), parts["dw2"].view(w2.shape), parts["db1"]
+
+    def separate(t: Tensor) -> Tensor:  # each gradient its own contiguous tensor
+        return t.to(x.dtype, memory_format=torch.contiguous_format, copy=True)
+
+    return dx, *(separate(t) for t in (dw1, db1, dw2, db2, dw3, db3))

@@ -78,17 +78,26 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
     "pointwise_chain_bwd_weight_kernel": lambda a, launch: [
         triton.cdiv(triton.cdiv(a["n_pixels"], a["BLOCK_P"]), launch.grid[1])
     ],
-    "chain_grad_sum_kernel": lambda a, _: [a["n_rows"]],
     "conv3x3_forward_kernel": lambda a, _: [9 * triton.cdiv(a["CIN"], a["BLOCK_K"])],
     "conv3x3_weight_grad_partial_kernel": lambda a, _: [
         triton.cdiv(a["PIX_PER_SPLIT"], a["BLOCK_P"])
     ],
-    "sum_partials_kernel": lambda a, _: [a["SPLITS"]],
+    "sum_rows_kernel": lambda a, _: [a["n_rows"]],
     "wdsr_b_block_fwd_kernel": lambda a, launch: [
         _tiles(a) / launch.programs,
         a["halo_chunks"],
         a["out_chunks"],
     ],
+    "wdsr_b_block_bwd_tile_kernel": lambda a, launch: [
+        _tiles(a) / launch.programs,
+        a["halo_chunks"],
+        a["out_chunks"],
+        a["taps"],
+        a["out_chunks"],
+        *([a["wide_chunks"], a["out_chunks"]] if a["CHAIN_WEIGHT_GRAD"] else []),
+    ],
+    "wdsr_b_block_bwd_weight_kernel": lambda a, launch: [_tiles(a) / launch.grid[1]],
+    "wdsr_b_block_bwd_input_kernel": lambda a, launch: [],
 }
 
 
@@ -119,10 +128,6 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
         **{p: ("r", _ONCE) for p in ("w1_ptr", "b1_ptr", "w2_ptr")},
         "partial_ptr": ("w", _ONCE),
     },
-    "chain_grad_sum_kernel": {
-        "partial_ptr": ("r", _ONCE),
-        **{p: ("w", _ONCE) for p in ("dw1_ptr", "dw2_ptr", "db1_ptr", "db2_ptr")},
-    },
     "conv3x3_forward_kernel": {
         **{p: ("r", _ONCE) for p in ("x_ptr", "w_ptr", "bias_ptr", "mask_ptr", "res_ptr")},
         "y_ptr": ("w", _ONCE),
@@ -131,11 +136,25 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
         **{p: ("r", _reread((1, 2))) for p in ("x_ptr", "g_ptr")},
         "part_ptr": ("w", _ONCE),
     },
-    "sum_partials_kernel": {"part_ptr": ("r", _ONCE), "out_ptr": ("w", _ONCE)},
+    "sum_rows_kernel": {"part_ptr": ("r", _ONCE), "out_ptr": ("w", _ONCE)},
     "wdsr_b_block_fwd_kernel": {
         **{p: ("r", _ONCE) for p in ("x_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr")},
         **{p: ("r", _ONCE) for p in ("w3_ptr", "b3_ptr")},
         "out_ptr": ("w", _ONCE),
+    },
+    "wdsr_b_block_bwd_tile_kernel": {
+        **{p: ("r", _ONCE) for p in ("x_ptr", "g_ptr", "w1_ptr", "b1_ptr", "w2_ptr")},
+        **{p: ("r", _ONCE) for p in ("b2_ptr", "w3_ptr")},
+        **{p: ("w", _ONCE) for p in ("dx_ptr", "dl_ptr", "partial_ptr")},
+    },
+    "wdsr_b_block_bwd_weight_kernel": {
+        **{p: ("r", _reread((0,))) for p in ("x_ptr", "dl_ptr")},
+        **{p: ("r", _ONCE) for p in ("w1_ptr", "b1_ptr", "w2_ptr")},
+        "partial_ptr": ("w", _ONCE),
+    },
+    "wdsr_b_block_bwd_input_kernel": {
+        **{p: ("r", _ONCE) for p in ("x_ptr", "dl_ptr", "g_ptr", "w1_ptr", "b1_ptr", "w2_ptr")},
+        "dx_ptr": ("w", _ONCE),
     },
 }
 
@@ -150,12 +169,15 @@ def _scratch_l2_bytes(launch: Launch) -> float:
     halo = a["halo_chunks"] * a["HALO_CHUNK"]
     per_tile = (halo + 9 * a["TILE_H"] * a["TILE_W"]) * a["L_PAD"] * itemsize
     return _tiles(a) * per_tile
+
+
 # Pointer arguments a launch passes only as placeholders when a flag leaves them unused.
 _UNUSED_WHEN = {
     "bias_ptr": "HAS_BIAS",
     "mask_ptr": "HAS_MASK",
     "res_ptr": "HAS_RESIDUAL",
     "gres_ptr": "HAS_RESIDUAL_GRAD",
+    "dx_ptr": "INPUT_GRAD",
 }
 
 
