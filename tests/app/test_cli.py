@@ -98,8 +98,11 @@ def test_upscale_folder_reports_failures_and_finishes_the_rest(capsys, images, t
 @pytest.mark.parametrize(
     "extra,expected",
     [
-        (["-o", "{tmp}/missing/out.png"], ["output folder", "does not exist"]),
-        (["{images}/gray.png", "-o", "{tmp}/missing"], ["output folder does not exist"]),
+        (["-o", "{tmp}/out.xyz"], ["out.xyz", "extension '.xyz'", ".png, .jpg"]),
+        (
+            ["{images}/gray.png", "-o", "{images}/rgb.png/sub"],
+            ["cannot create the output folder", "rgb.png is a file"],
+        ),
         (["--scale", "3"], ["weights are for scale 2", "scale 3"]),
         (["--tile", "8", "--tile-overlap", "4"], ["--tile 8 is too small", "overlap of 4"]),
         (["--weights", "{images}/rgb.png"], ["rgb.png", "not usable WDSR weights"]),
@@ -110,8 +113,8 @@ def test_upscale_folder_reports_failures_and_finishes_the_rest(capsys, images, t
         ),
     ],
     ids=[
-        "out-folder",
-        "out-folder-many",
+        "out-extension",
+        "out-folder-under-a-file",
         "scale",
         "tile",
         "weights-kind",
@@ -183,10 +186,17 @@ def test_bench_prints_the_side_by_side_table(capsys):
         "8",
         "--repeats",
         "1",
+        "--video-size",
+        "6",
+        "10",
+        "--video-batch",
+        "2",
     )
     assert code == 0, err
     assert "reference ms" in out and "wdsr_fast ms" in out
     assert "| inference 1x3x8x8 |" in out and "| train step 1x3x6x6 |" in out
+    assert "reference frames/s | wdsr_fast frames/s" in out and "| 2 frames 6x10 -> 12x20 |" in out
+    assert "bench" not in err  # no progress bar when stderr is no terminal
 
 
 def test_train_writes_weights_that_upscale_uses(capsys, tmp_path):

@@ -37,6 +37,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from wdsr_fast.app.errors import ImageError
+from wdsr_fast.app.paths import IMAGE_EXTENSIONS, file_identities, list_images, output_format
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageError",
@@ -48,15 +51,9 @@ __all__ = [
     "save_image",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
 _GRAY_MODES = ("L", "1")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S")
-
-
-class ImageError(ValueError):
-    """An image file that cannot be read, written or used; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -115,20 +112,6 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
     alpha = pixels[3:4].clone() if has_alpha else None
     return LoadedImage(rgb=pixels[:3].contiguous(), alpha=alpha, grayscale=grayscale)
-
-
-def output_format(path: str | os.PathLike) -> str:
-    """Pillow's format name (``"PNG"``, ``"JPEG"``, ...) for the file extension of ``path``;
-    ImageError naming the file when Pillow writes no format of that extension."""
-    path = os.fspath(path)
-    extension = os.path.splitext(path)[1].lower()
-    image_format = Image.registered_extensions().get(extension)
-    if image_format is None or image_format not in Image.SAVE:
-        raise ImageError(
-            f"{path}: cannot write image (no image format for the extension {extension!r}; "
-            "use .png, .jpg, .webp, .bmp, .tif, ...)"
-        )
-    return image_format
 
 
 @cache
@@ -214,26 +197,3 @@ def save_image(
     except (OSError, ValueError, KeyError) as exc:
         raise ImageError(f"{path}: cannot write image ({exc})") from None
     return keeps_alpha
-
-
-def file_identities(path: str | os.PathLike) -> set[object]:
-    """Keys under which ``path`` and every other name of the same file compare equal: its
-    resolved path and, for an existing file, its (device, inode)."""
-    path = os.fspath(path)
-    keys: set[object] = {os.path.normcase(os.path.realpath(path))}
-    if os.path.exists(path):
-        stat = os.stat(path)
-        keys.add((stat.st_dev, stat.st_ino))
-    return keys
-
-
-def list_images(folder: str | os.PathLike) -> list[str]:
-    """The image files (by extension, case-insensitive) directly inside ``folder``, sorted."""
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
-        raise ImageError(f"{folder}: no such folder")
-    return sorted(
-        os.path.join(folder, name)
-        for name in os.listdir(folder)
-        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))
-    )

@@ -1,7 +1,9 @@
 """Side-by-side speed and memory of the reference model and wdsr_fast on this device.
 
-Two measurements of WDSR-B (the reference's defaults unless given): inference on one LR image,
-and one training step (forward, L1 loss, backward) on a batch of LR patches. Times are the
+Measurements of WDSR-B (the reference's defaults unless given): inference on one LR image, one
+training step (forward, L1 loss, backward) on a batch of LR patches, and optionally inference
+on a batch of video frames, reported in frames per second (the network alone: decoding and
+encoding are not timed). Times are the
 median of ``repeats`` runs after one warm-up, synchronised on CUDA. Memory: the peak CUDA
 memory a run allocates above what was allocated before it (CUDA only), and, for training, the
 bytes autograd saves for backward (activations, parameters excluded), on any device.
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from wdsr_fast.nn.models import WDSRA, WDSRB
 from wdsr_fast.testing.reference import ReferenceWDSRA, ReferenceWDSRB, make_args
@@ -85,13 +88,15 @@ def saved_activation_bytes(fn: Callable[[], Any]) -> int:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """One measurement of one model: seconds, peak CUDA bytes, saved-for-backward bytes."""
+    """One measurement of one model: seconds, peak CUDA bytes, saved-for-backward bytes, and
+    for video the frames each run takes."""
 
     measurement: str
     model: str
     seconds: float
     peak_bytes: int | None
     saved_bytes: int | None
+    frames: int | None = None  # video measurements: frames per run
 
 
 def _models(
@@ -101,6 +106,30 @@ def _models(
     fast = WDSRB(scale, n_resblocks, n_feats).to(device, dtype)
     fast.load_state_dict(reference.state_dict())
     return {"reference": reference, "wdsr_fast": fast}
+
+
+def _video_result(
+    name: str,
+    model: nn.Module,
+    frames: torch.Tensor,
+    scale: int,
+    device: torch.device,
+    repeats: int,
+) -> BenchResult:
+    def infer() -> None:
+        with torch.inference_mode():
+            model.eval()(frames)
+
+    n, _, height, width = frames.shape
+    measurement = f"{n} frames {height}x{width} -> {height * scale}x{width * scale}"
+    return BenchResult(
+        measurement,
+        name,
+        time_call(infer, device, repeats),
+        peak_cuda_memory_bytes(infer, device),
+        None,
+        frames=frames.shape[0],
+    )
 
 
 def run_bench(
@@ -113,15 +142,30 @@ def run_bench(
     n_resblocks: int = 16,
     n_feats: int = 32,
     repeats: int = 3,
+    video_hw: tuple[int, int] | None = None,
+    video_batch: int = 4,
+    progress: bool = False,
 ) -> list[BenchResult]:
     """Inference on one (3, *image_hw) image and a training step on (batch, 3, patch, patch),
-    reference (as written: NCHW, eager) and wdsr_fast (backend ``auto``), same weights."""
+    reference (as written: NCHW, eager) and wdsr_fast (backend ``auto``), same weights; with
+    ``video_hw``, also inference on ``video_batch`` frames of that LR size (frames per second).
+    ``progress``: a progress bar over the measurements on a terminal."""
     device = torch.device(device)
     models = _models(scale, n_resblocks, n_feats, device, dtype)
     image = torch.rand(1, 3, *image_hw, device=device).mul(255).to(dtype)
     lr = torch.rand(batch, 3, patch, patch, device=device).mul(255).to(dtype)
     hr = torch.rand(batch, 3, patch * scale, patch * scale, device=device).mul(255).to(dtype)
+    frames = None
+    if video_hw is not None:
+        frames = torch.rand(video_batch, 3, *video_hw, device=device).mul(255).to(dtype)
     results = []
+    bar = tqdm(
+        total=len(models) * (2 if frames is None else 3),
+        desc="bench",
+        unit="measurement",
+        disable=None if progress else True,
+        leave=False,
+    )
     for name, model in models.items():
 
         def infer(model: nn.Module = model) -> None:
@@ -136,6 +180,7 @@ def run_bench(
         def forward(model: nn.Module = model) -> None:
             model.train()(lr)
 
+        bar.set_postfix_str(f"{name} inference", refresh=True)
         results.append(
             BenchResult(
                 f"inference 1x3x{image_hw[0]}x{image_hw[1]}",
@@ -145,6 +190,8 @@ def run_bench(
                 None,
             )
         )
+        bar.update()
+        bar.set_postfix_str(f"{name} train step", refresh=True)
         results.append(
             BenchResult(
                 f"train step {batch}x3x{patch}x{patch}",
@@ -154,6 +201,12 @@ def run_bench(
                 saved_activation_bytes(forward),
             )
         )
+        bar.update()
+        if frames is not None:
+            bar.set_postfix_str(f"{name} video frames", refresh=True)
+            results.append(_video_result(name, model, frames, scale, device, repeats))
+            bar.update()
+    bar.close()
     return results
 
 
@@ -162,20 +215,38 @@ def _megabytes(value: int | None) -> str:
 
 
 def format_results(results: list[BenchResult]) -> str:
-    """A Markdown table, reference and wdsr_fast side by side per measurement, with speedups."""
+    """A Markdown table, reference and wdsr_fast side by side per measurement, with speedups;
+    video measurements follow in a table of frames per second."""
     by_key = {(r.measurement, r.model): r for r in results}
     lines = [
         "| measurement | reference ms | wdsr_fast ms | speedup | reference peak MB "
         "| wdsr_fast peak MB | reference saved MB | wdsr_fast saved MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    video = []
     for measurement in dict.fromkeys(r.measurement for r in results):
         ref, fast = by_key[(measurement, "reference")], by_key[(measurement, "wdsr_fast")]
+        if ref.frames is not None:
+            video.append((measurement, ref, fast))
+            continue
         lines.append(
             f"| {measurement} | {ref.seconds * 1e3:.1f} | {fast.seconds * 1e3:.1f} "
             f"| {ref.seconds / fast.seconds:.2f}x | {_megabytes(ref.peak_bytes)} "
             f"| {_megabytes(fast.peak_bytes)} | {_megabytes(ref.saved_bytes)} "
             f"| {_megabytes(fast.saved_bytes)} |"
+        )
+    if video:
+        lines += [
+            "",
+            "| video (LR frames) | reference frames/s | wdsr_fast frames/s | speedup "
+            "| reference peak MB | wdsr_fast peak MB |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+    for measurement, ref, fast in video:
+        lines.append(
+            f"| {measurement} | {ref.frames / ref.seconds:.1f} | {fast.frames / fast.seconds:.1f} "
+            f"| {ref.seconds / fast.seconds:.2f}x | {_megabytes(ref.peak_bytes)} "
+            f"| {_megabytes(fast.peak_bytes)} |"
         )
     return "\n".join(lines)
 

@@ -61,20 +61,22 @@ def upscale_tiled(
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
 ) -> Tensor:
-    """Super-resolve a (C, H, W) uint8 image (C: the model's n_colors); returns (C, H*s, W*s)
-    uint8 on the CPU.
+    """Super-resolve a (C, H, W) uint8 image, or an (N, C, H, W) batch of them (C: the model's
+    n_colors); returns (C, H*s, W*s), or (N, C, H*s, W*s), uint8 on the CPU.
 
     ``tile=None`` runs the whole image at once; otherwise windows of at most ``tile`` pixels a
-    side (see the module docstring). ``overlap=None`` takes :func:`receptive_radius`, which
-    makes tiling exact. The network runs on ``device`` in ``dtype``; its output is clamped to
-    [0, 255] and rounded.
+    side (see the module docstring), each window of a batch run as one batch. ``overlap=None``
+    takes :func:`receptive_radius`, which makes tiling exact. The network runs on ``device`` in
+    ``dtype``; its output is clamped to [0, 255] and rounded.
     """
-    if image.dtype != torch.uint8 or image.dim() != 3:
+    if image.dtype != torch.uint8 or image.dim() not in (3, 4):
         raise ValueError(
-            f"image must be a (C, H, W) uint8 tensor, got {image.dtype} {tuple(image.shape)}"
+            "image must be a (C, H, W) or (N, C, H, W) uint8 tensor, got "
+            f"{image.dtype} {tuple(image.shape)}"
         )
+    batch = image if image.dim() == 4 else image.unsqueeze(0)
     scale = model.scale
-    height, width = image.shape[-2:]
+    height, width = batch.shape[-2:]
     if overlap is None:
         overlap = receptive_radius(model)
     if overlap < 0:
@@ -83,7 +85,7 @@ def upscale_tiled(
         tile = max(height, width) + 2 * overlap
     rows = list(tile_spans(height, tile, overlap))
     cols = list(tile_spans(width, tile, overlap))
-    out = torch.empty(image.shape[0], height * scale, width * scale, dtype=torch.uint8)
+    out = torch.empty(*batch.shape[:2], height * scale, width * scale, dtype=torch.uint8)
     bar = tqdm(
         total=len(rows) * len(cols),
         desc="tiles",
@@ -93,17 +95,16 @@ def upscale_tiled(
     )
     for top, bottom, win_top, win_bottom in rows:
         for left, right, win_left, win_right in cols:
-            window = image[:, win_top:win_bottom, win_left:win_right]
-            x = window.to(device=device, dtype=dtype).unsqueeze(0)
-            y = model(x)[0]
+            window = batch[..., win_top:win_bottom, win_left:win_right]
+            y = model(window.to(device=device, dtype=dtype))
             y = y[
-                :,
+                ...,
                 (top - win_top) * scale : (bottom - win_top) * scale,
                 (left - win_left) * scale : (right - win_left) * scale,
             ]
-            out[:, top * scale : bottom * scale, left * scale : right * scale] = (
+            out[..., top * scale : bottom * scale, left * scale : right * scale] = (
                 y.float().clamp(0, 255).round().to(torch.uint8).cpu()
             )
             bar.update()
     bar.close()
-    return out
+    return out if image.dim() == 4 else out[0]

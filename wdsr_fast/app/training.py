@@ -1,13 +1,15 @@
-"""Training on a folder of images, in the reference trainer's style.
+"""Training on a folder of images, in the reference trainer's style, in one process or many.
 
-Data: each high-resolution (HR) image is cropped to a multiple of ``scale`` and downscaled once
-with MATLAB-compatible bicubic (:mod:`wdsr_fast.app.resize`), rounded to 8 bits, the way the
-literature's low-resolution (LR) sets are made. A batch is ``batch_size`` random aligned crops,
-``patch_size`` LR pixels square (``patch_size * scale`` HR), each randomly flipped horizontally,
-vertically and transposed (the 8 symmetries of the square).
+Data: random aligned LR/HR patches with flips (:mod:`wdsr_fast.app.patches`). Optimisation: L1
+loss on [0, 255] pixel values, Adam (betas 0.9 / 0.999, eps 1e-8), learning rate halved at each
+milestone, as the authors' trainer does.
 
-Optimisation: L1 loss on [0, 255] pixel values, Adam (betas 0.9 / 0.999, eps 1e-8), learning rate
-halved at each milestone, as the authors' trainer does.
+:func:`train_on_images` is the ``train`` command: it runs as it is under ``torchrun
+--nproc-per-node N`` (:mod:`wdsr_fast.app.distributed`: each process takes its share of every
+batch and DDP averages the gradients, so N processes compute what one process computes on the
+same batches; the first process alone writes files and logs), keeps a training state next to
+its weights for ``--resume`` (:mod:`wdsr_fast.app.train_state`), and reports PSNR-Y on
+held-out images every so many steps (:mod:`wdsr_fast.app.validation`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
+from tqdm import tqdm
 
-from wdsr_fast.app.image_io import ImageError, file_identities, list_images, load_image
-from wdsr_fast.app.resize import cubic, make_pair
+from wdsr_fast.app import distributed
+from wdsr_fast.app.errors import ImageError
+from wdsr_fast.app.patches import PatchSampler, load_training_pairs, training_files
+from wdsr_fast.app.paths import file_identities, resume_path
+from wdsr_fast.app.resize import cubic
+from wdsr_fast.app.train_state import check_recipe, load_state, save_state
+from wdsr_fast.app.validation import ValidationSet
 from wdsr_fast.interop.checkpoint import save_model
 from wdsr_fast.nn.models import WDSRB
 
@@ -31,38 +39,11 @@ __all__ = [
     "TrainConfig",
     "init_as_bicubic",
     "load_training_pairs",
+    "make_optimizer",
     "train",
+    "train_on_images",
     "training_files",
 ]
-
-
-def training_files(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """The image files ``paths`` name: files as given, and the images inside folders."""
-    files: list[str] = []
-    for path in paths:
-        files += list_images(path) if os.path.isdir(path) else [os.fspath(path)]
-    if not files:
-        raise ImageError(f"no image files in {', '.join(map(os.fspath, paths))}")
-    return files
-
-
-def load_training_pairs(
-    paths: Sequence[str | os.PathLike], scale: int, min_lr_size: int
-) -> list[tuple[Tensor, Tensor]]:
-    """(LR, HR) pairs for the image files ``paths`` (or the images inside any folder among them).
-
-    Images whose LR side would be shorter than ``min_lr_size`` are refused with an ImageError.
-    """
-    pairs = []
-    for file in training_files(paths):
-        lr, hr = make_pair(load_image(file).rgb, scale)
-        if min(lr.shape[-2:]) < min_lr_size:
-            raise ImageError(
-                f"{file}: too small for patch size {min_lr_size} at scale {scale} "
-                f"(its low-resolution side is {min(lr.shape[-2:])})"
-            )
-        pairs.append((lr, hr))
-    return pairs
 
 
 def init_as_bicubic(model: nn.Module, tail_gain: float = 0.1) -> None:
@@ -99,72 +80,34 @@ def init_as_bicubic(model: nn.Module, tail_gain: float = 0.1) -> None:
         conv.bias.zero_()
 
 
-class PatchSampler:
-    """Random aligned LR/HR patch batches from (LR, HR) uint8 pairs.
-
-    ``sample()`` returns float32 LR (N, 3, p, p) and HR (N, 3, p*scale, p*scale) in [0, 255].
-    Images are drawn with probability proportional to their area, so every pixel is equally
-    likely to be seen.
-    """
-
-    def __init__(
-        self,
-        pairs: Sequence[tuple[Tensor, Tensor]],
-        scale: int,
-        patch_size: int,
-        batch_size: int,
-        generator: torch.Generator | None = None,
-    ):
-        if not pairs:
-            raise ValueError("pairs must not be empty")
-        for lr, hr in pairs:
-            if min(lr.shape[-2:]) < patch_size:
-                raise ValueError(
-                    f"an LR image of shape {tuple(lr.shape)} is smaller than "
-                    f"patch_size={patch_size}"
-                )
-            if hr.shape[-2:] != (lr.shape[-2] * scale, lr.shape[-1] * scale):
-                raise ValueError("each HR image must be scale times its LR image")
-        self.pairs = list(pairs)
-        self.scale, self.patch_size, self.batch_size = scale, patch_size, batch_size
-        self.generator = generator if generator is not None else torch.Generator()
-        areas = torch.tensor([float(lr.shape[-2] * lr.shape[-1]) for lr, _ in pairs])
-        self.weights = areas / areas.sum()
-
-    def _randint(self, high: int) -> int:
-        return int(torch.randint(high, (), generator=self.generator))
-
-    def sample(self) -> tuple[Tensor, Tensor]:
-        p, s = self.patch_size, self.scale
-        picks = torch.multinomial(self.weights, self.batch_size, True, generator=self.generator)
-        lr_patches, hr_patches = [], []
-        for index in picks.tolist():
-            lr, hr = self.pairs[index]
-            top = self._randint(lr.shape[-2] - p + 1)
-            left = self._randint(lr.shape[-1] - p + 1)
-            lr_patch = lr[:, top : top + p, left : left + p]
-            hr_patch = hr[:, top * s : (top + p) * s, left * s : (left + p) * s]
-            flips = torch.randint(2, (3,), generator=self.generator).tolist()
-            if flips[0]:
-                lr_patch, hr_patch = lr_patch.flip(-1), hr_patch.flip(-1)
-            if flips[1]:
-                lr_patch, hr_patch = lr_patch.flip(-2), hr_patch.flip(-2)
-            if flips[2]:
-                lr_patch, hr_patch = lr_patch.transpose(-1, -2), hr_patch.transpose(-1, -2)
-            lr_patches.append(lr_patch)
-            hr_patches.append(hr_patch)
-        return torch.stack(lr_patches).float(), torch.stack(hr_patches).float()
-
-
 @dataclass
 class TrainConfig:
-    """Optimisation settings; ``milestones`` are fractions of ``steps`` where lr halves."""
+    """Optimisation settings; ``milestones`` are fractions of ``steps`` where lr halves.
+
+    Every ``log_every`` steps the mean loss is logged, every ``checkpoint_every`` steps (and at
+    the end) a checkpoint is written, every ``validate_every`` steps validation runs (0: never).
+    """
 
     steps: int = 240
     lr: float = 1e-3
     milestones: tuple[float, ...] = (0.5, 0.75)
     log_every: int = 50
     checkpoint_every: int = 0
+    validate_every: int = 0
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """Adam (betas 0.9 / 0.999, eps 1e-8) and its schedule: lr halved at each milestone."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
+    milestones = sorted({max(1, round(f * config.steps)) for f in config.milestones})
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.5)
+    return optimizer, scheduler
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    return step == last or bool(every and step % every == 0)
 
 
 def train(
@@ -174,22 +117,40 @@ def train(
     device: torch.device | str = "cpu",
     on_log: Callable[[int, float, float], None] | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    start_step: int = 0,
+    on_validate: Callable[[int], None] | None = None,
+    progress: bool = False,
 ) -> list[float]:
-    """Train ``model`` in place for ``config.steps`` Adam steps of L1 loss; returns the losses.
+    """Train ``model`` in place for ``config.steps`` Adam steps of L1 loss; returns the losses
+    of this process's batches.
 
     ``on_log(step, mean_loss, seconds)`` is called every ``log_every`` steps with the mean loss
-    since the last call; ``on_checkpoint(step)`` every ``checkpoint_every`` steps and at the end.
+    since the last call (over all processes when torch.distributed runs), ``on_checkpoint(step)``
+    every ``checkpoint_every`` steps and at the end, ``on_validate(step)`` every
+    ``validate_every`` steps and at the end. ``optimizer`` and ``scheduler`` (both or neither;
+    default :func:`make_optimizer`) and ``start_step`` continue an earlier run: steps
+    ``start_step + 1`` to ``config.steps`` are taken. ``progress``: a progress bar on a
+    terminal.
     """
     if config.steps < 1:
         raise ValueError(f"steps must be positive, got {config.steps}")
     device = torch.device(device)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8)
-    milestones = sorted({max(1, round(f * config.steps)) for f in config.milestones})
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.5)
+    if optimizer is None or scheduler is None:
+        optimizer, scheduler = make_optimizer(model, config)
     losses: list[float] = []
     start = time.perf_counter()
-    for step in range(1, config.steps + 1):
+    bar = tqdm(
+        total=config.steps,
+        initial=start_step,
+        desc="training",
+        unit="step",
+        disable=None if progress else True,
+    )
+    for step in range(start_step + 1, config.steps + 1):
         lr_batch, hr_batch = (t.to(device) for t in sampler.sample())
         loss = F.l1_loss(model(lr_batch), hr_batch)
         optimizer.zero_grad(set_to_none=True)
@@ -197,16 +158,55 @@ def train(
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-        if on_log is not None and config.log_every and step % config.log_every == 0:
+        bar.update()
+        if config.log_every and step % config.log_every == 0:
             recent = losses[-config.log_every :]
-            on_log(step, sum(recent) / len(recent), time.perf_counter() - start)
-        if on_checkpoint is not None and (
-            step == config.steps
-            or (config.checkpoint_every and step % config.checkpoint_every == 0)
-        ):
+            mean = distributed.mean_over_processes(sum(recent) / len(recent), device)
+            bar.set_postfix_str(f"L1 {mean:.3f}", refresh=False)
+            if on_log is not None:
+                on_log(step, mean, time.perf_counter() - start)
+        validate = on_validate is not None and config.validate_every
+        if validate and _due(step, config.validate_every, config.steps):
+            on_validate(step)
+        if on_checkpoint is not None and _due(step, config.checkpoint_every, config.steps):
             on_checkpoint(step)
+    bar.close()
     model.eval()
     return losses
+
+
+def _check_output(paths: Sequence[str | os.PathLike], output: str) -> None:
+    folder = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(folder):
+        raise ImageError(f"{output}: output folder {folder} does not exist")
+    output_keys = file_identities(output) | file_identities(resume_path(output))
+    for file in training_files(paths):
+        if output_keys & file_identities(file):
+            raise ImageError(
+                f"{output}: the weights file would overwrite the training image {file}; "
+                "choose another output"
+            )
+
+
+def _resume(
+    path: str,
+    recipe: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sampler: PatchSampler,
+) -> int:
+    """Restore the training state in ``path``; returns the steps it had done."""
+    state = load_state(path)
+    check_recipe(state["recipe"], recipe, path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    sampler.generator.set_state(state["sampler_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"])
 
 
 def train_on_images(
@@ -220,39 +220,116 @@ def train_on_images(
     patch_size: int = 32,
     config: TrainConfig | None = None,
     seed: int = 0,
-    device: str = "cpu",
+    device: torch.device | str = "cpu",
     bicubic_init: bool = True,
     log: Callable[[str], None] = print,
+    resume: bool = False,
+    val: Sequence[str | os.PathLike] | None = None,
+    progress: bool = False,
 ) -> nn.Module:
     """Train a WDSRB x ``scale`` on the HR images ``paths`` and write it to ``output``.
 
     The weights file (:func:`wdsr_fast.interop.checkpoint.save_model`: safetensors for a
-    ``.safetensors`` name) is rewritten at every checkpoint and at the end. Returns the trained
-    model (eval mode). ``output`` must not be one of the training images.
+    ``.safetensors`` name) and the training state next to it
+    (:func:`wdsr_fast.app.paths.resume_path`) are rewritten at every checkpoint and at the end.
+    ``resume=True`` continues from that state. ``val``: held-out HR images, whose PSNR-Y is
+    logged every ``config.validate_every`` steps. Under torchrun, ``batch_size`` is the global
+    batch (a multiple of the process count) and only the first process writes and logs.
+    Returns the trained model (eval mode). ``output`` must not be one of the training images.
     """
     config = config if config is not None else TrainConfig()
-    output_folder = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(output_folder):
-        raise ImageError(f"{output}: output folder {output_folder} does not exist")
-    output_keys = file_identities(output)
-    for file in training_files(paths):
-        if output_keys & file_identities(file):
-            raise ImageError(
-                f"{output}: the weights file would overwrite the training image {file}; "
-                "choose another output"
+    output = os.fspath(output)
+    state_path = resume_path(output)
+    processes, device = distributed.start(torch.device(device))
+    if not processes.main:
+        log = lambda line: None  # noqa: E731 - the first process alone logs
+    try:
+        _check_output(paths, output)
+        torch.manual_seed(seed)
+        pairs = load_training_pairs(paths, scale, patch_size)
+        pixels = sum(lr.shape[-1] * lr.shape[-2] for lr, _ in pairs)
+        shared = f", batches shared by {processes.world_size} processes"
+        log(f"{len(pairs)} images, {pixels} LR pixels{shared if processes.distributed else ''}")
+        if batch_size % processes.world_size:
+            raise ValueError(
+                f"batch_size={batch_size} cannot be shared equally among "
+                f"{processes.world_size} processes"
             )
-    torch.manual_seed(seed)
-    pairs = load_training_pairs(paths, scale, patch_size)
-    log(f"{len(pairs)} images, {sum(lr.shape[-1] * lr.shape[-2] for lr, _ in pairs)} LR pixels")
-    sampler = PatchSampler(
-        pairs, scale, patch_size, batch_size, torch.Generator().manual_seed(seed)
-    )
-    model = WDSRB(scale=scale, n_resblocks=n_resblocks, n_feats=n_feats)
-    if bicubic_init:
-        init_as_bicubic(model)
+        generator = torch.Generator().manual_seed(seed)
+        share = (processes.rank, processes.world_size)
+        sampler = PatchSampler(pairs, scale, patch_size, batch_size, generator, share)
+        model = WDSRB(scale=scale, n_resblocks=n_resblocks, n_feats=n_feats)
+        if bicubic_init:
+            init_as_bicubic(model)
+        model.to(device)
+        optimizer, scheduler = make_optimizer(model, config)
+        recipe = dict(
+            scale=scale,
+            n_feats=n_feats,
+            n_resblocks=n_resblocks,
+            steps=config.steps,
+            batch_size=batch_size,
+            patch_size=patch_size,
+            lr=config.lr,
+            seed=seed,
+            no_bicubic_init=not bicubic_init,
+        )
+        start_step = 0
+        if resume:
+            start_step = _resume(state_path, recipe, model, optimizer, scheduler, sampler)
+            log(f"resumed from {state_path} at step {start_step}/{config.steps}")
+        validation = ValidationSet(val, scale) if val and processes.main else None
+        if validation is not None:
+            log(
+                f"validation: {len(validation)} images, bicubic PSNR-Y "
+                f"{validation.bicubic_psnr:.2f} dB"
+            )
+        checkpoint = [start_step]
 
-    def on_log(step: int, loss: float, seconds: float) -> None:
-        log(f"step {step}/{config.steps}  L1 {loss:.3f}  {seconds:.0f} s")
+        def on_log(step: int, loss: float, seconds: float) -> None:
+            log(f"step {step}/{config.steps}  L1 {loss:.3f}  {seconds:.0f} s")
 
-    train(model, sampler, config, device, on_log, lambda step: save_model(model, output))
-    return model
+        def on_checkpoint(step: int) -> None:
+            if processes.main:
+                save_state(state_path, model, optimizer, scheduler, step, generator, recipe)
+                save_model(model, output)
+            checkpoint[0] = step
+
+        def on_validate(step: int) -> None:
+            if validation is not None:
+                psnr = validation.psnr(model, device, progress)
+                log(
+                    f"step {step}/{config.steps}  validation PSNR-Y {psnr:.2f} dB "
+                    f"({psnr - validation.bicubic_psnr:+.2f} dB over bicubic)"
+                )
+
+        start = time.perf_counter()
+        try:
+            train(
+                distributed.wrap(model, processes, device),
+                sampler,
+                config,
+                device,
+                on_log,
+                on_checkpoint,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                start_step=start_step,
+                on_validate=on_validate,
+                progress=progress and processes.main,
+            )
+        except KeyboardInterrupt:
+            if checkpoint[0]:
+                log(
+                    f"interrupted: {output} and {state_path} hold step {checkpoint[0]}; the "
+                    "same command with --resume continues from there"
+                )
+            raise
+        parameters = sum(p.numel() for p in model.parameters())
+        log(
+            f"wrote {output} (WDSR-B x{scale}, {parameters:,} parameters, step {config.steps}) "
+            f"and its training state {state_path} in {time.perf_counter() - start:.0f} s"
+        )
+    finally:
+        distributed.stop(processes)
+    return model.eval()

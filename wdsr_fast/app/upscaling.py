@@ -1,4 +1,5 @@
-"""Upscaling image files: load, super-resolve (tiled), save; over one file or many.
+"""Upscaling image files: load, super-resolve (tiled), save; over one file or many (video
+files go to :mod:`wdsr_fast.app.video`).
 
 Grayscale files come back grayscale and transparent ones keep their alpha channel, resized with
 MATLAB-compatible bicubic (see :mod:`wdsr_fast.app.image_io` for what each file mode becomes).
@@ -12,7 +13,6 @@ and each output is written whole or not at all (:func:`wdsr_fast.app.image_io.sa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,99 +20,39 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from wdsr_fast.app.image_io import (
-    ImageError,
-    LoadedImage,
-    file_identities,
-    list_images,
-    load_image,
-    output_format,
-    save_image,
-)
+from wdsr_fast.app.errors import ImageError
+from wdsr_fast.app.image_io import LoadedImage, load_image, output_format, save_image
+from wdsr_fast.app.paths import check_plan, is_video, plan_outputs
 from wdsr_fast.app.resize import imresize_uint8
 from wdsr_fast.app.tiling import upscale_tiled
+from wdsr_fast.app.video import upscale_video
 
 __all__ = ["UpscaleJob", "Upscaled", "check_plan", "plan_outputs", "upscale_file", "upscale_files"]
 
 
 @dataclass(frozen=True)
 class UpscaleJob:
-    """How to run the network: tiling (see :mod:`wdsr_fast.app.tiling`), device, dtype."""
+    """How to run the network: tiling (see :mod:`wdsr_fast.app.tiling`), device, dtype, and
+    the video frames run at once."""
 
     tile: int | None = None
     overlap: int | None = None
     device: torch.device | str = "cpu"
     dtype: torch.dtype = torch.float32
+    batch: int = 4
 
 
 @dataclass(frozen=True)
 class Upscaled:
     """What :func:`upscale_file` wrote: the output's size, and a note (or None) saying what the
-    output file could not hold (an alpha channel in a format without one)."""
+    output file could not hold (an alpha channel in a format without one); for a video, its
+    frames and the audio tracks kept."""
 
     height: int
     width: int
     note: str | None = None
-
-
-def check_plan(pairs: Sequence[tuple[str, str]]) -> None:
-    """ImageError (one line) unless every output of the (input, output) ``pairs`` has a format
-    Pillow writes, is no input of the plan, and is the output of one input only."""
-    inputs: dict[object, str] = {}
-    for source, _ in pairs:
-        inputs.update(dict.fromkeys(file_identities(source), source))
-    outputs: dict[object, str] = {}
-    for source, target in pairs:
-        output_format(target)
-        keys = file_identities(target)
-        overwritten = next((inputs[k] for k in keys if k in inputs), None)
-        if overwritten is not None:
-            raise ImageError(
-                f"{target}: the output for {source} would overwrite the input {overwritten}; "
-                "nothing was written (choose another output folder or name)"
-            )
-        other = next((outputs[k] for k in keys if k in outputs), None)
-        if other is not None:
-            raise ImageError(
-                f"{target}: the outputs for {other} and {source} would both be written there; "
-                "nothing was written (give inputs of different names, or upscale them apart)"
-            )
-        outputs.update(dict.fromkeys(keys, source))
-
-
-def plan_outputs(inputs: Sequence[str], output: str) -> list[tuple[str, str]]:
-    """(input file, output file) pairs for ``upscale INPUT... -o OUTPUT``.
-
-    One input file and an OUTPUT that is not a folder: OUTPUT is the file to write (its folder
-    must exist). Otherwise (several inputs, or a folder among them) OUTPUT must be an existing
-    folder and each result keeps its input's file name. A folder input contributes the image
-    files directly inside it. The plan is checked by :func:`check_plan` before it is returned.
-    """
-    if not inputs:
-        raise ImageError("no input given")
-    if len(inputs) == 1 and not os.path.isdir(inputs[0]) and not os.path.isdir(output):
-        folder = os.path.dirname(os.path.abspath(output))
-        if not os.path.isdir(folder):
-            raise ImageError(f"{output}: output folder {folder} does not exist")
-        pairs = [(inputs[0], output)]
-        check_plan(pairs)
-        return pairs
-    if not os.path.isdir(output):
-        raise ImageError(
-            f"{output}: output folder does not exist (a folder or several inputs need one)"
-        )
-    files: list[str] = []
-    for path in inputs:
-        if os.path.isdir(path):
-            found = list_images(path)
-            if not found:
-                raise ImageError(f"{path}: no image files in this folder")
-            files += found
-        else:
-            files.append(path)
-    pairs = [(path, os.path.join(output, os.path.basename(path))) for path in files]
-    check_plan(pairs)
-    return pairs
+    frames: int | None = None
+    audio_tracks: int = 0
 
 
 def _model_input(image: LoadedImage, n_colors: int, source: str) -> torch.Tensor:
@@ -132,7 +72,11 @@ def _model_input(image: LoadedImage, n_colors: int, source: str) -> torch.Tensor
 def upscale_file(
     model: nn.Module, source: str, target: str, job: UpscaleJob, progress: bool = False
 ) -> Upscaled:
-    """Super-resolve the image file ``source`` into ``target`` (written whole or not at all)."""
+    """Super-resolve the image or video file ``source`` into ``target`` (written whole or not
+    at all; videos by :func:`wdsr_fast.app.video.upscale_video`)."""
+    if is_video(source):
+        video = upscale_video(model, source, target, job, job.batch, progress)
+        return Upscaled(video.height, video.width, None, video.frames, video.audio_tracks)
     check_plan([(source, target)])
     image = load_image(source)
     pixels = _model_input(image, model.n_colors, source)
