@@ -42,7 +42,13 @@ def start(device: torch.device) -> tuple[Processes, torch.device]:
     if world_size <= 1:
         return Processes(), device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= count:
+            raise ValueError(
+                f"torchrun started more processes on this machine than it has GPUs ({count}): "
+                f"give --nproc-per-node {count}, or train on the CPU with --device cpu"
+            )
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -303,6 +303,9 @@ def train_on_images(
                     f"({psnr - validation.bicubic_psnr:+.2f} dB over bicubic)"
                 )
 
+        if start_step >= config.steps:
+            log(f"{state_path} is at step {start_step} of {config.steps}: nothing left to do")
+            return model.eval()
         start = time.perf_counter()
         try:
             train(
