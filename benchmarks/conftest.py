@@ -1,8 +1,30 @@
 """Benchmarks run where they stand: on CUDA when present, else on the CPU.
 
-``pytest benchmarks/ --benchmark-only``. The Triton interpreter is never used here.
+``pytest benchmarks/ --benchmark-only`` prints, after pytest-benchmark's own statistics, the
+side-by-side tables of :mod:`benchmarks.report` (one per comparison: each provider's median and
+its speed-up over the reference), the tables ``benchmarks/results/`` keeps. The Triton
+interpreter is never used here.
 """
 
+from __future__ import annotations
+
 import os
+from typing import Any
+
+import pytest
+
+from benchmarks.report import markdown_table
 
 os.environ.pop("TRITON_INTERPRET", None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Print the side-by-side tables of the benchmarks that ran."""
+    session = getattr(config, "_benchmarksession", None)
+    benchmarks = [bench for bench in getattr(session, "benchmarks", []) if bench]
+    if not benchmarks:
+        return
+    data = {"benchmarks": [bench.as_dict(include_data=False) for bench in benchmarks]}
+    terminalreporter.write_sep("=", "side by side (python -m benchmarks.report prints these too)")
+    terminalreporter.write_line(markdown_table(data))
