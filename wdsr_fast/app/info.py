@@ -15,7 +15,7 @@ from wdsr_fast.extension import build_info
 
 __all__ = ["environment_info", "format_info"]
 
-_PACKAGES = ("wdsr_fast", "torch", "triton", "numpy", "pillow", "safetensors", "tqdm")
+_PACKAGES = ("wdsr_fast", "torch", "triton", "numpy", "pillow", "safetensors", "tqdm", "av")
 
 
 def _version(package: str) -> str | None:
