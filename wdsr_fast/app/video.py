@@ -106,7 +106,8 @@ class _Writer:
 
     def frames(self, pixels: torch.Tensor, sources: list[Any]) -> None:
         """Encode (N, 3, H, W) uint8 ``pixels``, timed as the decoded ``sources``."""
-        for image, source in zip(pixels.permute(0, 2, 3, 1).numpy(), sources, strict=True):
+        images = pixels.permute(0, 2, 3, 1).contiguous().numpy()
+        for image, source in zip(images, sources, strict=True):
             frame = self.av.VideoFrame.from_ndarray(image, format="rgb24")
             seconds = source.pts * source.time_base if source.pts is not None else None
             if seconds is None:  # no timestamp: the frame's place at the nominal rate
