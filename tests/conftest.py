@@ -15,6 +15,8 @@ from helpers.devices import HAS_CUDA
 if not HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+pytest_plugins = ("helpers.kernels",)  # the guarded_buffers fixture
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:

@@ -21,7 +21,6 @@ from wdsr_fast.testing.layouts import in_layout
 
 from helpers.accuracy import assert_within_rule
 from helpers.devices import HAS_CUDA, requires_cuda
-from helpers.kernels import poison_allocations
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 REL_ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
@@ -29,9 +28,9 @@ PARAM_NAMES = ("w1", "b1", "w2", "b2")
 
 
 @pytest.fixture(autouse=True)
-def poisoned_buffers(monkeypatch: pytest.MonkeyPatch) -> list[Tensor]:
-    """Every launcher allocation starts as NaN; returns the allocated buffers."""
-    return poison_allocations(monkeypatch)
+def poisoned_buffers(guarded_buffers: list[Tensor]) -> list[Tensor]:
+    """Launcher buffers start as NaN between guard zones, checked after each test."""
+    return guarded_buffers
 
 
 def make_chain(

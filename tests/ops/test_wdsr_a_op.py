@@ -19,7 +19,6 @@ from wdsr_fast.testing.reference import wdsr_a_block_reference
 
 from helpers.accuracy import assert_within_rule
 from helpers.devices import HAS_CUDA, requires_cuda
-from helpers.kernels import poison_allocations
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 REL_ATOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
@@ -27,9 +26,9 @@ GRAD_NAMES = ("x", "w1", "b1", "w2", "b2")
 
 
 @pytest.fixture(autouse=True)
-def poisoned_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every buffer the convolution launchers allocate starts as NaN."""
-    poison_allocations(monkeypatch)
+def poisoned_buffers(guarded_buffers: list[Tensor]) -> list[Tensor]:
+    """Launcher buffers start as NaN between guard zones, checked after each test."""
+    return guarded_buffers
 
 
 def in_layout(t: Tensor, layout: str) -> Tensor:

@@ -19,7 +19,6 @@ from wdsr_fast.testing.reference import wdsr_b_block_reference
 
 from helpers.accuracy import assert_within_rule
 from helpers.devices import HAS_CUDA, requires_cuda
-from helpers.kernels import poison_allocations
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 REL_ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
@@ -27,9 +26,9 @@ NAMES = ("x", "w1", "b1", "w2", "b2", "w3", "b3")
 
 
 @pytest.fixture(autouse=True)
-def poisoned_chain_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The chain launchers' buffers start as NaN (the 3x3 kernel's tests poison its own)."""
-    poison_allocations(monkeypatch)
+def poisoned_buffers(guarded_buffers: list[Tensor]) -> list[Tensor]:
+    """Launcher buffers start as NaN between guard zones, checked after each test."""
+    return guarded_buffers
 
 
 def make_block(

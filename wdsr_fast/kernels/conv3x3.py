@@ -201,8 +201,6 @@ class WeightGradConfig:
     num_stages: int
 
 
-# Kernels index in int32: every launch keeps its element offsets below this.
-INDEX_LIMIT = 2**31 - 1
 # Each split handles at least this many pixel tiles, so partial buffers stay small.
 MIN_TILES_PER_SPLIT = 4
 
@@ -258,13 +256,6 @@ def _default_splits(
 # --------------------------------------------------------------------------------------------
 
 
-def _image_extent(t: Tensor) -> int:
-    """One more than the largest element offset inside one image of an (N, C, H, W) tensor."""
-    return 1 + sum(
-        (size - 1) * stride for size, stride in zip(t.shape[1:], t.stride()[1:], strict=True)
-    )
-
-
 def _image_chunks(tensors: dict[str, Tensor]) -> list[tuple[int, int]]:
     """Ranges of images small enough that every offset in every tensor fits in int32.
 
@@ -272,11 +263,10 @@ def _image_chunks(tensors: dict[str, Tensor]) -> list[tuple[int, int]]:
     n = next(iter(tensors.values())).shape[0]
     per_launch = max(n, 1)
     for name, t in tensors.items():
-        extent = _image_extent(t)
-        if extent > INDEX_LIMIT:
-            raise ValueError(f"{name}: one image spans {extent} elements, more than 2**31 - 1")
+        launch.check_image_extent(name, t)
+        extent = launch.image_extent(t)
         if t.stride(0) > 0:
-            per_launch = min(per_launch, (INDEX_LIMIT - extent) // t.stride(0) + 1)
+            per_launch = min(per_launch, (launch.INDEX_LIMIT - extent) // t.stride(0) + 1)
     return [(i, min(i + per_launch, n)) for i in range(0, n, per_launch)]
 
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["device_capability", "empty", "multiprocessor_count", "simulated_device"]
+__all__ = [
+    "INDEX_LIMIT",
+    "check_image_extent",
+    "device_capability",
+    "empty",
+    "image_extent",
+    "multiprocessor_count",
+    "simulated_device",
+]
 
 # The GPU assumed for non-CUDA tensors, when set (``{"multiprocessors": n, "capability": (9,
 # 0)}``); the ahead-of-time tooling sets it while it records launches on CPU tensors.
@@ -44,3 +52,20 @@ def device_capability(device: torch.device) -> tuple[int, int]:
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)
     return tuple(simulated_device.get("capability", _INTERPRETER_CAPABILITY))  # type: ignore[return-value]
+
+
+# Kernels index within one image in int32 (fewer registers); the batch offset is 64-bit.
+INDEX_LIMIT = 2**31 - 1
+
+
+def image_extent(t: Tensor) -> int:
+    """One more than the largest element offset inside one image of an (N, C, H, W) tensor."""
+    return 1 + sum((s - 1) * abs(st) for s, st in zip(t.shape[1:], t.stride()[1:], strict=True))
+
+
+def check_image_extent(name: str, t: Tensor) -> None:
+    """Raise ValueError naming ``t`` when one image of it (N, C, H, W) spans more elements than
+    int32 indexing reaches."""
+    extent = image_extent(t)
+    if extent > INDEX_LIMIT:
+        raise ValueError(f"{name}: one image spans {extent} elements, more than 2**31 - 1")

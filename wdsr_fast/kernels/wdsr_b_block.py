@@ -40,6 +40,7 @@ from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from .dot import bias_rows, dot_precision, ones_column, padded_channels
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
 from .reduce import sum_rows
+from .tiles import load_matrix, load_pixels, relu, tile_origin
 
 __all__ = [
     "FusedBackwardConfig",
@@ -55,50 +56,14 @@ __all__ = [
 
 
 @triton.jit
-def _tile_origin(tile, tiles_per_image, tiles_w, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
-    """Image index and top-left pixel (y0, x0) of output tile ``tile``."""
-    n = tile // tiles_per_image
-    t = tile - n * tiles_per_image
-    ty = t // tiles_w
-    return n, ty * TILE_H, (t - ty * tiles_w) * TILE_W
-
-
-@triton.jit
-def _load_pixels(image, yy, xx, ok, offs_c, c_ok, s_c, s_h, s_w):
-    """[pixels, channels] of one image read through its strides; 0 where not ``ok``."""
-    return tl.load(
-        image + (yy * s_h + xx * s_w)[:, None] + offs_c[None, :] * s_c,
-        mask=ok[:, None] & c_ok[None, :],
-        other=0.0,
-    )
-
-
-@triton.jit
-def _load_matrix(ptr, rows, row_ok, row_stride, cols, col_ok, col_stride):
-    """[len(rows), len(cols)] of a dense matrix read at ``ptr + row * row_stride + col *
-    col_stride`` (a weight in whichever orientation a product wants); 0 outside the masks."""
-    return tl.load(
-        ptr + rows[:, None] * row_stride + cols[None, :] * col_stride,
-        mask=row_ok[:, None] & col_ok[None, :],
-        other=0.0,
-    )
-
-
-@triton.jit
 def _pre_activation(
     x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C: tl.constexpr, DOT_PRECISION: tl.constexpr
 ):
     """``pre = x W1[e, :]^T + b1[e]`` for one slice ``e`` of the wide channels, rounded to x's
     dtype as the eager 1x1 convolution rounds it; also the slice W1[e, :]^T ([C_PAD, len(e)])."""
-    w1t = _load_matrix(w1_ptr, offs_c, c_ok, 1, e, e_ok, C)
+    w1t = load_matrix(w1_ptr, offs_c, c_ok, 1, e, e_ok, C)
     pre = tl.dot(ones, bias_rows(b1_ptr, e, e_ok))
     return tl.dot(x, w1t, pre, input_precision=DOT_PRECISION).to(x.dtype), w1t
-
-
-@triton.jit
-def _relu(pre):
-    """max(pre, 0) keeping NaN, like torch.relu (bfloat16 compares in float32)."""
-    return tl.maximum(pre, tl.zeros_like(pre), propagate_nan=tl.PropagateNan.ALL).to(pre.dtype)
 
 
 @triton.jit
@@ -119,7 +84,7 @@ def _low_rank_to_scratch(
         yy = y0 - 1 + hy
         xx = x0 - 1 + (q - hy * HALO_W)
         inside = (q < HALO_PIXELS) & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-        xin = _load_pixels(x_image, yy, xx, inside, offs_c, c_ok, sxc, sxh, sxw)
+        xin = load_pixels(x_image, yy, xx, inside, offs_c, c_ok, sxc, sxh, sxw)
         ones = ones_column(HALO_CHUNK, xin.dtype)
         low = tl.dot(ones, bias_rows(b2_ptr, offs_l, l_ok))
         for e0 in tl.static_range(0, E, BLOCK_E):
@@ -127,8 +92,8 @@ def _low_rank_to_scratch(
             e_ok = e < E
             pre, _ = _pre_activation(xin, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                      DOT_PRECISION)  # fmt: skip
-            w2t = _load_matrix(w2_ptr, e, e_ok, 1, offs_l, l_ok, E)
-            low = tl.dot(_relu(pre), w2t, low, input_precision=DOT_PRECISION)
+            w2t = load_matrix(w2_ptr, e, e_ok, 1, offs_l, l_ok, E)
+            low = tl.dot(relu(pre), w2t, low, input_precision=DOT_PRECISION)
         low = tl.where(inside[:, None], low.to(xin.dtype), 0.0)
         tl.store(scratch + q[:, None] * L_PAD + offs_l[None, :], low)
 
@@ -160,7 +125,7 @@ def wdsr_b_block_fwd_kernel(
     c_ok = offs_c < C
     l_ok = offs_l < L
     for tile in range(pid, N * tiles_per_image, tl.num_programs(0)):
-        n, y0, x0 = _tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+        n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         x_image = x_ptr + n.to(tl.int64) * sxn
         _low_rank_to_scratch(
             x_image, scratch, y0, x0, H, W, sxc, sxh, sxw, halo_chunks,
@@ -178,12 +143,12 @@ def wdsr_b_block_fwd_kernel(
             for tap in tl.static_range(9):
                 window = (oy + tap // 3) * HALO_W + ox + tap % 3
                 low = tl.load(scratch + window[:, None] * L_PAD + offs_l[None, :])
-                w3 = _load_matrix(w3_ptr + tap, offs_l, l_ok, 9, offs_c, c_ok, L * 9)
+                w3 = load_matrix(w3_ptr + tap, offs_l, l_ok, 9, offs_c, c_ok, L * 9)
                 acc = tl.dot(low, w3, acc, input_precision=DOT_PRECISION)
             yy = y0 + oy
             xx = x0 + ox
             ok = (yy < H) & (xx < W)
-            res = _load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+            res = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
             out = res.to(tl.float32) + res_scale * acc
             out_image = out_ptr + n.to(tl.int64) * son
             tl.store(
@@ -209,7 +174,7 @@ def _chain_input_grad(
         e_ok = e < E
         pre, w1t = _pre_activation(x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                    DOT_PRECISION)  # fmt: skip
-        w2 = _load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
+        w2 = load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
         dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
         dpre = tl.where(pre <= 0.0, 0.0, dh).to(x.dtype)
         dx = tl.dot(dpre, tl.trans(w1t), dx, input_precision=DOT_PRECISION)
@@ -277,7 +242,7 @@ def wdsr_b_block_bwd_tile_kernel(
         tl.store(row + offs, tl.zeros((ZERO_BLOCK,), tl.float32), mask=offs < ROW_LEN)
     tl.debug_barrier()
     for tile in range(pid, N * tiles_per_image, tl.num_programs(0)):
-        n, y0, x0 = _tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+        n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         x_image = x_ptr + n.to(tl.int64) * sxn
         g_image = g_ptr + n.to(tl.int64) * sgn
         _low_rank_to_scratch(
@@ -291,15 +256,15 @@ def wdsr_b_block_bwd_tile_kernel(
             yy = y0 + p // TILE_W
             xx = x0 + p % TILE_W
             ok = (yy < H) & (xx < W)
-            g = _load_pixels(g_image, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
+            g = load_pixels(g_image, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
             dl = tl.zeros((OUT_CHUNK, L_PAD), tl.float32)
             for tap in tl.static_range(9):
                 # dl[p] += W3[:, :, tap]^T g[p - tap offset].
                 gy = yy + 1 - tap // 3
                 gx = xx + 1 - tap % 3
                 g_ok = ok & (gy >= 0) & (gy < H) & (gx >= 0) & (gx < W)
-                g_shift = _load_pixels(g_image, gy, gx, g_ok, offs_c, c_ok, sgc, sgh, sgw)
-                w3 = _load_matrix(w3_ptr + tap, offs_c, c_ok, L * 9, offs_l, l_ok, 9)
+                g_shift = load_pixels(g_image, gy, gx, g_ok, offs_c, c_ok, sgc, sgh, sgw)
+                w3 = load_matrix(w3_ptr + tap, offs_c, c_ok, L * 9, offs_l, l_ok, 9)
                 dl = tl.dot(g_shift, w3, dl, input_precision=DOT_PRECISION)
             dl = (dl * res_scale).to(dtype)
             db3 = tl.load(row + DB3 + offs_c) + tl.sum(g.to(tl.float32), axis=0)
@@ -308,7 +273,7 @@ def wdsr_b_block_bwd_tile_kernel(
             tl.store(row + DB2 + offs_l, db2)
             tl.store(dl_slot + p[:, None] * L_PAD + offs_l[None, :], dl)
             if INPUT_GRAD:
-                x = _load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+                x = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
                 dx = _chain_input_grad(x, dl, g, w1_ptr, b1_ptr, w2_ptr, offs_c, c_ok, offs_l,
                                        l_ok, C, E, BLOCK_E, DOT_PRECISION)  # fmt: skip
                 dx_image = dx_ptr + n.to(tl.int64) * sdn
@@ -331,7 +296,7 @@ def wdsr_b_block_bwd_tile_kernel(
                 oy = p // TILE_W
                 ox = p % TILE_W
                 ok = (y0 + oy < H) & (x0 + ox < W)
-                g = _load_pixels(g_image, y0 + oy, x0 + ox, ok, offs_c, c_ok, sgc, sgh, sgw)
+                g = load_pixels(g_image, y0 + oy, x0 + ox, ok, offs_c, c_ok, sgc, sgh, sgw)
                 window = (oy + k // 3) * HALO_W + ox + k % 3
                 low = tl.load(slot + window[:, None] * L_PAD + offs_l[None, :])
                 dw3 = tl.dot(tl.trans(g), low, dw3, input_precision=DOT_PRECISION)
@@ -346,22 +311,22 @@ def wdsr_b_block_bwd_tile_kernel(
                 dw1 = tl.load(dw1_part, mask=e_ok[:, None], other=0.0)
                 dw2t = tl.load(dw2t_part, mask=e_ok[:, None], other=0.0)
                 db1 = tl.zeros((OUT_CHUNK, WEIGHT_BLOCK_E), tl.float32)
-                w2 = _load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
-                w1t = _load_matrix(w1_ptr, offs_c, c_ok, 1, e, e_ok, C)
+                w2 = load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
+                w1t = load_matrix(w1_ptr, offs_c, c_ok, 1, e, e_ok, C)
                 b1v = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
                 for oc in range(out_chunks):
                     p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
                     yy = y0 + p // TILE_W
                     xx = x0 + p % TILE_W
                     ok = (yy < H) & (xx < W)
-                    x = _load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+                    x = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
                     dl = tl.load(dl_slot + p[:, None] * L_PAD + offs_l[None, :])
                     pre = tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1v[None, :]
                     pre = pre.to(dtype)
                     dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
                     dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
                     dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
-                    dw2t = tl.dot(tl.trans(_relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
+                    dw2t = tl.dot(tl.trans(relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
                     db1 += dpre.to(tl.float32)
                 tl.store(dw1_part, dw1, mask=e_ok[:, None])
                 tl.store(dw2t_part, dw2t, mask=e_ok[:, None])
@@ -406,22 +371,22 @@ def wdsr_b_block_bwd_weight_kernel(
     db1 = tl.zeros((BLOCK_E,), tl.float32)
     db2 = tl.zeros((L_PAD,), tl.float32)
     for tile in range(group, N * tiles_per_image, tl.num_programs(1)):
-        n, y0, x0 = _tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+        n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         p = tl.arange(0, PIXELS)
         yy = y0 + p // TILE_W
         xx = x0 + p % TILE_W
         ok = (yy < H) & (xx < W)
-        x = _load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+        x = load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
         pixel = (n * H + yy) * W + xx
         dl = tl.load(dl_ptr + pixel.to(tl.int64)[:, None] * L_PAD + offs_l[None, :],
                      mask=ok[:, None], other=0.0)  # fmt: skip
         pre, _ = _pre_activation(x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                  DOT_PRECISION)  # fmt: skip
-        w2 = _load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
+        w2 = load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
         dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
         dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
         dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
-        dw2t = tl.dot(tl.trans(_relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
+        dw2t = tl.dot(tl.trans(relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
         db1 += tl.sum(dpre.to(tl.float32), axis=0)
         db2 += tl.sum(dl.to(tl.float32), axis=0)
     row = partial_ptr + group.to(tl.int64) * (E * C + L * E + E + L)
@@ -451,13 +416,13 @@ def wdsr_b_block_bwd_input_kernel(
     offs_l = tl.arange(0, L_PAD)
     c_ok = offs_c < C
     l_ok = offs_l < L
-    n, y0, x0 = _tile_origin(tl.program_id(0), tiles_h * tiles_w, tiles_w, TILE_H, TILE_W)
+    n, y0, x0 = tile_origin(tl.program_id(0), tiles_h * tiles_w, tiles_w, TILE_H, TILE_W)
     p = tl.arange(0, TILE_H * TILE_W)
     yy = y0 + p // TILE_W
     xx = x0 + p % TILE_W
     ok = (yy < H) & (xx < W)
-    x = _load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
-    g = _load_pixels(g_ptr + n.to(tl.int64) * sgn, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
+    x = load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+    g = load_pixels(g_ptr + n.to(tl.int64) * sgn, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
     pixel = (n * H + yy) * W + xx
     dl = tl.load(dl_ptr + pixel.to(tl.int64)[:, None] * L_PAD + offs_l[None, :],
                  mask=ok[:, None], other=0.0)  # fmt: skip
@@ -486,11 +451,18 @@ class FusedForwardConfig:
 
 
 def forward_config(
-    channels: int, low: int, dtype: torch.dtype, precision: str, capability: tuple[int, int]
+    channels: int,
+    low: int,
+    dtype: torch.dtype,
+    precision: str,
+    capability: tuple[int, int],
+    channels_innermost: bool = True,
 ) -> FusedForwardConfig | None:
     """Launch configuration of the fused forward for C = ``channels``, L = ``low``, operands of
-    ``dtype`` with ``tl.dot`` ``precision``, on a GPU of ``capability``; None where float32
-    tiles of more than 32 channels would spill registers (the two-kernel forward runs then).
+    ``dtype`` with ``tl.dot`` ``precision``, on a GPU of ``capability``, activations whose
+    channels are (``channels_innermost``) or are not contiguous; None where tiles of more than
+    32 channels would spill registers -- in float32, or when channels are not contiguous (every
+    element then needs its own address) -- and the two-kernel forward runs then.
 
     16 x 32 tiles (the halo's chunks are 1.25x the tile), two programs per SM, 8 warps.
     16-bit and TF32 operands: 128-pixel chunks, 64 wide channels at a time for 16-bit operands
@@ -499,23 +471,13 @@ def forward_config(
     operand rows in registers): 64-pixel chunks, 16 wide channels. Zero spills for all of
     them: see the ahead-of-time compile test."""
     widest = max(padded_channels(channels), padded_channels(low))
-    if dtype == torch.float32 and widest > 32:
+    if widest > 32 and (dtype == torch.float32 or not channels_innermost):
         return None
     if dtype == torch.float32 and precision == "ieee":
         return FusedForwardConfig(16, 32, 64, 64, 16, 8, num_stages=1, programs_per_sm=2)
     wide_slice = dtype != torch.float32 and widest <= 32 and capability >= (9, 0)
     block_e = 64 if wide_slice else 32
     return FusedForwardConfig(16, 32, 128, 128, block_e, 8, num_stages=1, programs_per_sm=2)
-
-
-# Kernels index within one image in int32; the batch offset is 64-bit.
-INDEX_LIMIT = 2**31 - 1
-
-
-def _check_image_extent(name: str, t: Tensor) -> None:
-    extent = 1 + sum((s - 1) * abs(st) for s, st in zip(t.shape[1:], t.stride()[1:], strict=True))
-    if extent > INDEX_LIMIT:
-        raise ValueError(f"{name}: one image spans {extent} elements, more than 2**31 - 1")
 
 
 def wdsr_b_block_forward(
@@ -533,14 +495,15 @@ def wdsr_b_block_forward(
     n, c, h, w = x.shape
     e, low = w1.shape[0], w2.shape[0]
     precision = dot_precision(x.dtype)
-    cfg = forward_config(c, low, x.dtype, precision, launch.device_capability(x.device))
+    capability = launch.device_capability(x.device)
+    cfg = forward_config(c, low, x.dtype, precision, capability, x.stride(1) == 1)
     if cfg is None:
         chain = pointwise_chain_forward(x, w1, b1, w2, b2)
         return conv3x3_forward(chain, w3, b3, residual=x, res_scale=res_scale)
     out = launch.empty((n, c, h, w), x.dtype, x.device, torch.channels_last)
     if out.numel() == 0:
         return out
-    _check_image_extent("x", x)
+    launch.check_image_extent("x", x)
     tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
     tiles = n * tiles_h * tiles_w
     programs = min(tiles, cfg.programs_per_sm * launch.multiprocessor_count(x.device))
@@ -579,27 +542,34 @@ class FusedBackwardConfig:
 
 
 def backward_config(
-    channels: int, low: int, dtype: torch.dtype, precision: str, capability: tuple[int, int]
+    channels: int,
+    low: int,
+    dtype: torch.dtype,
+    precision: str,
+    capability: tuple[int, int],
+    channels_innermost: bool = True,
 ) -> FusedBackwardConfig | None:
-    """Launch configuration of the fused backward (same arguments as :func:`forward_config`);
-    None where its tiles would spill (the composed backward runs then).
+    """Launch configuration of the fused backward (same arguments as :func:`forward_config`,
+    ``channels_innermost`` for x and the output gradient); None (the composed backward runs
+    then) but for 16-bit operands of at most 32 channels, contiguous in memory: the fused
+    kernels spill registers elsewhere.
 
-    The tile kernel takes the forward's tile with 32 wide channels at a time (16 in
-    full-precision float32). On sm_90 it does the whole backward, the chain's weight gradients
-    16 wide channels at a time under a 128-register cap (25% occupancy, no spills). sm_80's
+    The tile kernel takes the forward's tile with 32 wide channels at a time. On sm_90 it does
+    the whole backward, the chain's weight gradients 16 wide channels at a time, float16 under
+    a 128-register cap (25% occupancy, no spills; bfloat16 conversions need more). sm_80's
     mma.sync keeps more operands in registers: there the tile kernel leaves dx and the chain's
     weight gradients to the pixel kernels (128-pixel tiles), which keeps every kernel free of
     spills at the cost of reading x and dl again."""
-    tile = forward_config(channels, low, dtype, precision, capability)
-    if tile is None:
+    widest = max(padded_channels(channels), padded_channels(low))
+    if dtype == torch.float32 or widest > 32 or not channels_innermost:
         return None
-    ieee = dtype == torch.float32 and precision == "ieee"
-    block_e = 16 if ieee else 32
-    tile = FusedForwardConfig(tile.tile_h, tile.tile_w, tile.halo_chunk, tile.out_chunk, block_e,
+    tile = forward_config(channels, low, dtype, precision, capability)
+    assert tile is not None
+    tile = FusedForwardConfig(tile.tile_h, tile.tile_w, tile.halo_chunk, tile.out_chunk, 32,
                               tile.num_warps, tile.num_stages, tile.programs_per_sm)  # fmt: skip
     if capability >= (9, 0):
-        return FusedBackwardConfig(tile, True, 16, None if ieee else 128)
-    return FusedBackwardConfig(tile, False, 16 if ieee else 64, None)
+        return FusedBackwardConfig(tile, True, 16, 128 if dtype == torch.float16 else None)
+    return FusedBackwardConfig(tile, False, 64, None)
 
 
 def _composed_backward(
@@ -643,7 +613,8 @@ def wdsr_b_block_backward(
     e, low = w1.shape[0], w2.shape[0]
     precision = dot_precision(x.dtype)
     capability = launch.device_capability(x.device)
-    cfg = backward_config(c, low, x.dtype, precision, capability)
+    innermost = x.stride(1) == 1 and grad.stride(1) == 1
+    cfg = backward_config(c, low, x.dtype, precision, capability, innermost)
     if cfg is None:
         return _composed_backward(grad, x, w1, b1, w2, b2, w3, res_scale)
     c_pad, l_pad = padded_channels(c), padded_channels(low)
@@ -655,8 +626,8 @@ def wdsr_b_block_backward(
     tile_sums = torch.zeros(sum(tile_row.values()), dtype=torch.float32, device=x.device)
     chain_sums = None
     if dx.numel() > 0:
-        _check_image_extent("x", x)
-        _check_image_extent("grad", grad)
+        launch.check_image_extent("x", x)
+        launch.check_image_extent("grad", grad)
         t = cfg.tile
         tiles_h, tiles_w = triton.cdiv(h, t.tile_h), triton.cdiv(w, t.tile_w)
         sms = launch.multiprocessor_count(x.device)

@@ -97,6 +97,11 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
         *([a["wide_chunks"], a["out_chunks"]] if a["CHAIN_WEIGHT_GRAD"] else []),
     ],
     "wdsr_b_block_bwd_weight_kernel": lambda a, launch: [_tiles(a) / launch.grid[1]],
+    "wdsr_a_block_fwd_kernel": lambda a, launch: [
+        _tiles(a) / launch.programs,
+        a["halo_chunks"],
+        a["out_chunks"],
+    ],
     "wdsr_b_block_bwd_input_kernel": lambda a, launch: [],
 }
 
@@ -152,6 +157,10 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
         **{p: ("r", _ONCE) for p in ("w1_ptr", "b1_ptr", "w2_ptr")},
         "partial_ptr": ("w", _ONCE),
     },
+    "wdsr_a_block_fwd_kernel": {
+        **{p: ("r", _ONCE) for p in ("x_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr")},
+        "out_ptr": ("w", _ONCE),
+    },
     "wdsr_b_block_bwd_input_kernel": {
         **{p: ("r", _ONCE) for p in ("x_ptr", "dl_ptr", "g_ptr", "w1_ptr", "b1_ptr", "w2_ptr")},
         "dx_ptr": ("w", _ONCE),
@@ -161,13 +170,14 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
 
 def _scratch_l2_bytes(launch: Launch) -> float:
     """L2 traffic of a tiled kernel's per-program scratch slot: per tile, the halo chunks
-    written once and, per output pixel, nine windows of L_PAD channels read."""
+    written once and, per output pixel, nine windows read (of the slot's channels)."""
     a = _args(launch)
     if "scratch_ptr" not in a:
         return 0.0
     itemsize = a["scratch_ptr"].element_size()
     halo = a["halo_chunks"] * a["HALO_CHUNK"]
-    per_tile = (halo + 9 * a["TILE_H"] * a["TILE_W"]) * a["L_PAD"] * itemsize
+    channels = a["L_PAD"] if "L_PAD" in a else a["F_PAD"]
+    per_tile = (halo + 9 * a["TILE_H"] * a["TILE_W"]) * channels * itemsize
     return _tiles(a) * per_tile
 
 
