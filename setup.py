@@ -126,6 +126,8 @@ setup(
     license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=find_packages(include=["wdsr_fast", "wdsr_fast.*"]),
+    # The console script's entry: parses and checks arguments before torch is imported.
+    py_modules=["wdsr_fast_cli"],
     package_data={"wdsr_fast": ["py.typed"], "wdsr_fast.app": ["weights/*.safetensors"]},
     install_requires=[TORCH_REQUIREMENT, "numpy", "pillow", "safetensors", "tqdm"],
     extras_require={
@@ -145,11 +147,14 @@ setup(
             "onnxruntime",
             "onnxscript",
             "scikit-image",  # SSIM is cross-checked against scikit-image's
+            "av",  # the video tests (the video extra)
         ],
+        # Video upscaling: PyAV, an FFmpeg binding that ships its own libraries in its wheel.
+        "video": ["av"],
         # The photographs the bundled weights are trained on ship inside scikit-image.
         "train": ["scikit-image"],
     },
-    entry_points={"console_scripts": ["wdsr-fast=wdsr_fast.app.cli:main"]},
+    entry_points={"console_scripts": ["wdsr-fast=wdsr_fast_cli:main"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,
