@@ -19,3 +19,23 @@ TORCH_LIBRARY(wdsr_fast, m) {
   m.def("shuffle_add_affine(Tensor a, Tensor b, int r, float scale, Tensor shift) -> Tensor",
         {at::Tag::pt2_compliant_tag});
 }
+
+// The fused residual blocks for float32 CPU inference (no backward; channels_last output), whose
+// fake implementations live in their own Python module.
+TORCH_LIBRARY_FRAGMENT(wdsr_fast, m) {
+#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 8
+  m.set_python_module("wdsr_fast.ops.cpu_blocks");
+#else
+  m.impl_abstract_pystub("wdsr_fast.ops.cpu_blocks");
+#endif
+  // x + res_scale * (conv3x3(W2 relu(W1 x + b1) + b2, W3) + b3), 1x1 W1 and W2.
+  m.def(
+      "wdsr_b_block_cpu(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2, Tensor w3, "
+      "Tensor b3, float res_scale) -> Tensor",
+      {at::Tag::pt2_compliant_tag});
+  // x + res_scale * (conv3x3(relu(conv3x3(x, W1) + b1), W2) + b2).
+  m.def(
+      "wdsr_a_block_cpu(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2, float res_scale) "
+      "-> Tensor",
+      {at::Tag::pt2_compliant_tag});
+}

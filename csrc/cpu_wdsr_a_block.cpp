@@ -1,0 +1,154 @@
+// wdsr_fast::wdsr_a_block_cpu: the whole WDSR-A residual block in one pass over the image, for
+// float32 inference on the CPU.
+//
+//   out = x + res_scale * (conv3x3(h, W2) + b2),   h = relu(conv3x3(x, W1) + b1)
+//
+// x: (N, C, H, W); w1: (F, C, 3, 3), b1: (F,); w2: (C, F, 3, 3), b2: (C,). Returns
+// (N, C, H, W) in channels_last memory format.
+//
+// Each window (cpu_windows.h) walks its rows top to bottom. Output row r needs h on rows r-1,
+// r, r+1 over the window's columns and one more on each side; a row of h needs x on three rows
+// over two more columns on each side. Both are kept as rings of three zero-padded rows
+// (cpu_row_ring.h): x rows copied from the input, h rows computed by the 3x3 convolution of the
+// x ring (cpu_gemm.h, conv3x3_row) followed by relu(h + b1), zero outside the image (the second
+// convolution's padding). An output row is the 3x3 convolution of the h ring into the output
+// followed by out = x + res_scale * (out + b2). The F-wide h never leaves the thread's cache.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu_gemm.h"
+#include "cpu_output_pool.h"
+#include "cpu_row_ring.h"
+#include "cpu_rows.h"
+#include "cpu_windows.h"
+
+namespace wdsr_fast {
+namespace {
+
+using cpu::Window;
+
+// The block's weights laid out for the products, and its sizes.
+struct BlockA {
+  int64_t c, f;    // channels of x and of the wide activation h
+  at::Tensor w1;   // (3, 3, C, F): taps first
+  at::Tensor b1;   // (F,)
+  at::Tensor w2;   // (3, 3, F, C)
+  at::Tensor b2;   // (C,)
+  float res_scale;
+};
+
+// Copies row `row` of x over columns [col_begin - 2, col_end + 2) of `win` into `dst`
+// ((width + 4) x C floats), zero outside the image.
+void input_row(const BlockA& blk, const float* x, int64_t height, int64_t width,
+               const Window& win, int64_t row, float* dst) {
+  const int64_t first = std::max<int64_t>(win.col_begin - 2, 0);
+  const int64_t last = std::min<int64_t>(win.col_end + 2, width);
+  const int64_t offset = first - (win.col_begin - 2);
+  const int64_t padded = win.col_end - win.col_begin + 4;
+  const float* src = x + ((win.image * height + row) * width + first) * blk.c;
+  std::fill(dst, dst + offset * blk.c, 0.0f);
+  std::memcpy(dst + offset * blk.c, src, (last - first) * blk.c * sizeof(float));
+  std::fill(dst + (offset + last - first) * blk.c, dst + padded * blk.c, 0.0f);
+}
+
+// Row `row` of h over columns [col_begin - 1, col_end + 1) of `win` into `dst`
+// ((width + 2) x F floats), zero outside the image; `x_rows` holds the padded x rows.
+template <typename XRows>
+void wide_row(const BlockA& blk, int64_t width, const Window& win, int64_t row, XRows& x_rows,
+              float* dst) {
+  const int64_t first = std::max<int64_t>(win.col_begin - 1, 0);
+  const int64_t last = std::min<int64_t>(win.col_end + 1, width);
+  const int64_t pixels = last - first;
+  const int64_t offset = first - (win.col_begin - 1);  // also the x column of `first`'s left tap
+  const int64_t padded = win.col_end - win.col_begin + 2;
+  const float* rows[3];
+  for (int64_t dy = 0; dy < 3; ++dy) rows[dy] = x_rows(row - 1 + dy) + offset * blk.c;
+  float* h = dst + offset * blk.f;
+  cpu::conv3x3_row(h, blk.f, rows, pixels, blk.c, blk.f, blk.w1.const_data_ptr<float>());
+  cpu::bias_relu_rows(h, pixels, blk.f, blk.f, blk.b1.const_data_ptr<float>());
+  std::fill(dst, dst + offset * blk.f, 0.0f);
+  std::fill(dst + (offset + pixels) * blk.f, dst + padded * blk.f, 0.0f);
+}
+
+void run_window(const BlockA& blk, const float* x, float* out, int64_t height, int64_t width,
+                const Window& win) {
+  const int64_t cols = win.col_end - win.col_begin;
+  const int64_t x_floats = (cols + 4) * blk.c;
+  const int64_t h_floats = (cols + 2) * blk.f;
+  float* x_storage = cpu::thread_scratch(0, 4 * x_floats);
+  float* h_storage = cpu::thread_scratch(1, 4 * h_floats);
+  std::fill(x_storage + 3 * x_floats, x_storage + 4 * x_floats, 0.0f);
+  std::fill(h_storage + 3 * h_floats, h_storage + 4 * h_floats, 0.0f);
+  cpu::RowRing x_ring(x_storage, x_floats, x_storage + 3 * x_floats, height);
+  cpu::RowRing h_ring(h_storage, h_floats, h_storage + 3 * h_floats, height);
+
+  auto x_rows = [&](int64_t row) {
+    return x_ring.get(row, [&](int64_t j, float* dst) {
+      input_row(blk, x, height, width, win, j, dst);
+    });
+  };
+  auto fill_h = [&](int64_t row, float* dst) { wide_row(blk, width, win, row, x_rows, dst); };
+
+  for (int64_t r = win.row_begin; r < win.row_end; ++r) {
+    const float* rows[3];
+    for (int64_t dy = 0; dy < 3; ++dy) rows[dy] = h_ring.get(r - 1 + dy, fill_h);
+    const int64_t offset = ((win.image * height + r) * width + win.col_begin) * blk.c;
+    cpu::conv3x3_row(out + offset, blk.c, rows, cols, blk.f, blk.c,
+                     blk.w2.const_data_ptr<float>());
+    cpu::residual_rows(out + offset, x + offset, cols, blk.c, blk.b2.const_data_ptr<float>(),
+                       blk.res_scale);
+  }
+}
+
+void check_weight(const at::Tensor& t, const char* name, at::IntArrayRef shape) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat,
+              "wdsr_a_block_cpu: ", name, " must be a float32 CPU tensor, got ", t.scalar_type(),
+              " on ", t.device());
+  TORCH_CHECK(t.sizes() == shape, "wdsr_a_block_cpu: ", name, " must have shape ", shape,
+              ", got ", t.sizes());
+}
+
+at::Tensor wdsr_a_block_cpu(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1,
+                            const at::Tensor& w2, const at::Tensor& b2, double res_scale) {
+  TORCH_CHECK(x.dim() == 4, "wdsr_a_block_cpu: x must be 4-D (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat,
+              "wdsr_a_block_cpu: x must be a float32 CPU tensor, got ", x.scalar_type(), " on ",
+              x.device());
+  TORCH_CHECK(w1.dim() == 4, "wdsr_a_block_cpu: w1 must be 4-D");
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t f = w1.size(0);
+  check_weight(w1, "w1", {f, c, 3, 3});
+  check_weight(b1, "b1", {f});
+  check_weight(w2, "w2", {c, f, 3, 3});
+  check_weight(b2, "b2", {c});
+
+  const at::Tensor xc = x.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor out = cpu::empty_reusing(xc.sizes(), at::MemoryFormat::ChannelsLast);
+  if (out.numel() == 0) return out;
+  BlockA blk;
+  blk.c = c;
+  blk.f = f;
+  blk.w1 = w1.permute({2, 3, 1, 0}).contiguous();
+  blk.b1 = b1.contiguous();
+  blk.w2 = w2.permute({2, 3, 1, 0}).contiguous();
+  blk.b2 = b2.contiguous();
+  blk.res_scale = static_cast<float>(res_scale);
+
+  const float* x_data = xc.const_data_ptr<float>();
+  float* out_data = out.mutable_data_ptr<float>();
+  const auto windows = cpu::plan_windows(n, h, w, cpu::window_threads());
+  cpu::run_windows(windows,
+                   [&](const Window& win) { run_window(blk, x_data, out_data, h, w, win); });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(wdsr_fast, CPU, m) {
+  m.impl("wdsr_a_block_cpu", TORCH_FN(wdsr_a_block_cpu));
+}
+
+}  // namespace wdsr_fast
