@@ -2,9 +2,16 @@
 
 Each function computes what its fused counterpart computes (:mod:`wdsr_fast.functional` picks
 one of the two) with standard PyTorch ops, so autograd, autocast and ``torch.compile`` treat
-it as they treat any PyTorch code. On CPU without autograd the WDSR-B block runs its pointwise
-chain as chunked matrix products (:func:`pointwise_chain_chunked`), so the wide activation stays
-in cache instead of being written out and read back.
+it as they treat any PyTorch code.
+
+CPU inference (float32, no gradient needed, outside autocast and ``torch.compile``) runs each
+residual block as one op of the C++ extension (:mod:`wdsr_fast.ops.cpu_blocks`): every thread
+takes whole windows of the image and computes the block on them row by row, with the wide and
+low-rank activations in its cache and oneDNN's matrix-product micro-kernel single-threaded, so
+a block is one parallel region with no barrier inside and a busy core slows it only in
+proportion. Without the extension the WDSR-B block runs its pointwise chain as chunked matrix
+products (:func:`pointwise_chain_chunked`), so the wide activation stays in cache instead of
+being written out and read back.
 
 Every tensor argument must be on the first one's device (ValueError naming the argument
 otherwise): PyTorch's own convolution returns an uninitialised CPU tensor for a CPU input and
@@ -16,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from wdsr_fast.ops import cpu_blocks
 
 __all__ = [
     "check_devices",
@@ -61,6 +70,20 @@ def pointwise_chain_chunked(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: T
     return low.view(n, h, w, low_channels).permute(0, 3, 1, 2)
 
 
+def _fused_cpu_block_applies(x: Tensor, *weights: Tensor) -> bool:
+    """The extension's fused blocks serve float32 CPU inference outside autocast and
+    torch.compile (which traces the plain ops): they have no backward."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and all(t.dtype == torch.float32 for t in weights)
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, *weights)))
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+        and cpu_blocks.available()
+    )
+
+
 def _chunked_chain_applies(x: Tensor, *weights: Tensor) -> bool:
     """The chunked chain serves CPU inference outside autocast and torch.compile (which fuses
     on its own): no autograd through it, and ``addmm(out=)`` is not autocast."""
@@ -84,9 +107,12 @@ def wdsr_b_block(
 ) -> Tensor:
     """``x + res_scale * (conv3x3(W2 · relu(W1 · x + b1) + b2) + b3)`` in plain PyTorch ops.
 
-    x: (N, C, H, W); w1: (E, C, 1, 1); w2: (L, E, 1, 1); w3: (C, L, 3, 3). Returns (N, C, H, W).
+    x: (N, C, H, W); w1: (E, C, 1, 1); w2: (L, E, 1, 1); w3: (C, L, 3, 3). Returns (N, C, H, W),
+    channels_last from the fused CPU op.
     """
     check_devices("x", x, w1=w1, b1=b1, w2=w2, b2=b2, w3=w3, b3=b3)
+    if _fused_cpu_block_applies(x, w1, b1, w2, b2, w3, b3):
+        return torch.ops.wdsr_fast.wdsr_b_block_cpu(x, w1, b1, w2, b2, w3, b3, res_scale)
     if _chunked_chain_applies(x, w1, b1, w2, b2):
         low = pointwise_chain_chunked(x, w1, b1, w2, b2)
     else:
@@ -99,9 +125,12 @@ def wdsr_a_block(
 ) -> Tensor:
     """``x + res_scale * (conv3x3(relu(conv3x3(x, w1) + b1), w2) + b2)`` in plain PyTorch ops.
 
-    x: (N, C, H, W); w1: (F, C, 3, 3); w2: (C, F, 3, 3). Returns (N, C, H, W).
+    x: (N, C, H, W); w1: (F, C, 3, 3); w2: (C, F, 3, 3). Returns (N, C, H, W), channels_last
+    from the fused CPU op.
     """
     check_devices("x", x, w1=w1, b1=b1, w2=w2, b2=b2)
+    if _fused_cpu_block_applies(x, w1, b1, w2, b2):
+        return torch.ops.wdsr_fast.wdsr_a_block_cpu(x, w1, b1, w2, b2, res_scale)
     wide = F.relu(F.conv2d(x, w1, b1, padding=1), inplace=True)
     return torch.add(x, F.conv2d(wide, w2, b2, padding=1), alpha=res_scale)
 
