@@ -1,18 +1,21 @@
 """3x3 convolution (stride 1, padding 1) as implicit GEMM over pixels, with fused epilogues.
 
 Forward: ``y[p, co] = sum_{tap, ci} x_pad[pixel p shifted by tap, ci] * w[co, ci, tap]`` is a
-GEMM with M = pixels (N*H*W), N = Cout and K = 9*Cin; a program owns ``BLOCK_M`` pixels and
-``BLOCK_N`` output channels and walks K in ``9 * ceil(Cin / BLOCK_K)`` steps (one flat loop, so
-Triton can pipeline it). Inputs are indexed through their strides (NCHW, channels_last and
-non-contiguous views work without layout copies); zero padding and channel padding to the
-``tl.dot`` minimum of 16 are done with load masks. The epilogue adds the bias, applies ReLU,
-zeroes where a mask tensor is not positive (the ReLU backward), and adds a scaled residual.
+GEMM with M = pixels (N*H*W), N = Cout and K = 9*Cin; a program owns a tile of
+``TILE_H x TILE_W`` pixels and ``BLOCK_N`` output channels and walks K tap by tap, ``BLOCK_K``
+input channels at a time (the masks of a tap's window are computed once for all its channels).
+Inputs and weights are indexed through their strides (NCHW, channels_last and non-contiguous
+views, and the adjoint weights of the input gradient, work without copies); zero padding and
+channel padding to the ``tl.dot`` minimum of 16 are done with load masks. The epilogue scales,
+adds the bias, applies ReLU, zeroes where a mask tensor is not positive (the ReLU backward),
+and adds a scaled residual.
 
 Weight gradient: ``gw[co, ci, tap] = sum_p grad_out[p, co] * x_pad[p shifted by tap, ci]`` is a
-GEMM with K = pixels. The pixels are cut into ``num_splits`` contiguous ranges; each program
-writes its partial sums, and a second kernel adds the partials in a fixed order, so results
-are bit-identical from run to run (no float atomics). The bias gradient is the per-channel sum
-of ``grad_out`` and rides along in the same buffer.
+GEMM with K = pixels. A program owns one kernel row (three taps, so each tile of grad_out is
+read once for three products), a block of output and one of input channels, and a set of
+pixel tiles; it writes its partial sums once, and a second kernel adds the partials in a fixed
+order, so results are bit-identical from run to run (no float atomics). The bias gradient is
+the per-channel sum of ``grad_out`` and rides along in the same buffer.
 
 The input gradient of a 3x3 convolution is the forward kernel with flipped, transposed weights
 (:func:`conv3x3_input_grad`).
@@ -33,6 +36,7 @@ from torch import Tensor
 from . import launch
 from .dot import dot_precision, padded_channels
 from .reduce import sum_rows
+from .tiles import load_matrix, load_pixels, tile_origin
 
 # --------------------------------------------------------------------------------------------
 # Kernels
@@ -42,136 +46,128 @@ from .reduce import sum_rows
 @triton.jit
 def conv3x3_forward_kernel(
     x_ptr, w_ptr, bias_ptr, mask_ptr, res_ptr, y_ptr,
-    N, H, W, CIN, COUT,
+    N, H, W, tiles_h, tiles_w,
     sxn, sxc, sxh, sxw,
     swo, swi, swh, sww,
     smn, smc, smh, smw,
     srn, src, srh, srw,
-    res_scale,
+    syn, syc, syh, syw,
+    scale, res_scale,
+    CIN: tl.constexpr, COUT: tl.constexpr,
     HAS_BIAS: tl.constexpr, RELU: tl.constexpr, HAS_MASK: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, INPUT_PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    """One (BLOCK_M pixels) x (BLOCK_N output channels) tile of y, written channels_last."""
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    hw = H * W
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_k = tl.arange(0, BLOCK_K)
-    m_ok = offs_m < N * hw
-    n_ok = offs_n < COUT
-    img = offs_m // hw
-    rem = offs_m - img * hw
-    row = rem // W
-    col = rem - row * W
-    x_base = img * sxn + row * sxh + col * sxw
-
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    k_chunks = tl.cdiv(CIN, BLOCK_K)
-    for step in range(0, 9 * k_chunks):
-        tap = step // k_chunks
-        ci = (step - tap * k_chunks) * BLOCK_K + offs_k
-        ky = tap // 3
-        kx = tap - ky * 3
-        src_row = row + ky - 1
-        src_col = col + kx - 1
-        pix_ok = m_ok & (src_row >= 0) & (src_row < H) & (src_col >= 0) & (src_col < W)
-        ci_ok = ci < CIN
-        x_off = x_base + (ky - 1) * sxh + (kx - 1) * sxw
-        a = tl.load(
-            x_ptr + x_off[:, None] + ci[None, :] * sxc,
-            mask=pix_ok[:, None] & ci_ok[None, :],
-            other=0.0,
-        )
-        b = tl.load(
-            w_ptr + offs_n[None, :] * swo + ci[:, None] * swi + ky * swh + kx * sww,
-            mask=ci_ok[:, None] & n_ok[None, :],
-            other=0.0,
-        )
-        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
-
-    out_ok = m_ok[:, None] & n_ok[None, :]
+    """One tile of TILE_H x TILE_W pixels (program axis 0) by BLOCK_N output channels (axis 1)
+    of y: the nine taps' shifted windows of x, BLOCK_K input channels at a time, times the
+    weight read through its strides, then ``scale`` and the epilogues."""
+    n, y0, x0 = tile_origin(tl.program_id(0), tiles_h * tiles_w, tiles_w, TILE_H, TILE_W)
+    p = tl.arange(0, TILE_H * TILE_W)
+    yy = y0 + p // TILE_W
+    xx = x0 + p % TILE_W
+    ok = (yy < H) & (xx < W)
+    co = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    co_ok = co < COUT
+    x_image = x_ptr + n.to(tl.int64) * sxn
+    acc = tl.zeros((TILE_H * TILE_W, BLOCK_N), dtype=tl.float32)
+    for tap in tl.static_range(9):
+        sy = yy + tap // 3 - 1
+        sx = xx + tap % 3 - 1
+        src_ok = ok & (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
+        w_tap = w_ptr + (tap // 3) * swh + (tap % 3) * sww
+        for k0 in tl.static_range(0, CIN, BLOCK_K):
+            ci = k0 + tl.arange(0, BLOCK_K)
+            ci_ok = ci < CIN
+            a = load_pixels(x_image, sy, sx, src_ok, ci, ci_ok, sxc, sxh, sxw)
+            b = load_matrix(w_tap, ci, ci_ok, swi, co, co_ok, swo)
+            acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    acc = acc * scale
+    out_ok = ok[:, None] & co_ok[None, :]
     if HAS_BIAS:
-        acc += tl.load(bias_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        acc += tl.load(bias_ptr + co, mask=co_ok, other=0.0).to(tl.float32)[None, :]
     if RELU:
         acc = tl.where(acc < 0.0, 0.0, acc)  # keeps NaN, like torch.relu
     if HAS_MASK:
-        m_off = img * smn + row * smh + col * smw
-        keep = tl.load(mask_ptr + m_off[:, None] + offs_n[None, :] * smc, mask=out_ok, other=0.0)
+        keep = load_pixels(mask_ptr + n.to(tl.int64) * smn, yy, xx, ok, co, co_ok,
+                           smc, smh, smw)  # fmt: skip
         acc = tl.where(keep > 0.0, acc, 0.0)
     if HAS_RESIDUAL:
-        r_off = img * srn + row * srh + col * srw
-        res = tl.load(res_ptr + r_off[:, None] + offs_n[None, :] * src, mask=out_ok, other=0.0)
+        res = load_pixels(res_ptr + n.to(tl.int64) * srn, yy, xx, ok, co, co_ok, src, srh, srw)
         acc = res.to(tl.float32) + res_scale * acc
-    y_off = offs_m[:, None] * COUT + offs_n[None, :]
-    tl.store(y_ptr + y_off, acc.to(y_ptr.dtype.element_ty), mask=out_ok)
+    y = y_ptr + n.to(tl.int64) * syn + (yy * syh + xx * syw)[:, None] + co[None, :] * syc
+    tl.store(y, acc.to(y_ptr.dtype.element_ty), mask=out_ok)
 
 
 @triton.jit
-def conv3x3_weight_grad_partial_kernel(
+def conv3x3_weight_grad_kernel(
     x_ptr, g_ptr, part_ptr,
-    N, H, W, CIN, COUT, PIX_PER_SPLIT, ROW,
+    N, H, W, tiles_h, tiles_w, row_len,
     sxn, sxc, sxh, sxw,
     sgn, sgc, sgh, sgw,
+    CIN: tl.constexpr, COUT: tl.constexpr,
+    TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, CI_MAJOR: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
-    BLOCK_P: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr,
 ):  # fmt: skip
-    """Partial sums over one pixel range for one (tap, Cout block, Cin block).
+    """Partial sums of one kernel row ky, one block of output and one of input channels, over
+    the tiles s, s + S, ... of the N x tiles_h x tiles_w tiles of TILE_H x TILE_W pixels, for
+    program (ky * ci_blocks + ci block, co block, s) of a (3 ci_blocks, co_blocks, S) grid:
 
-    part[split, co * CIN * 9 + ci * 9 + tap] = sum over the range of g[p, co] * x_pad[p + tap, ci];
-    programs of tap 0 and Cin block 0 also write part[split, COUT * CIN * 9 + co] = sum g[p, co].
-    """
-    split = tl.program_id(0)
-    pid_co = tl.program_id(1)
-    pid_k = tl.program_id(2)
+        part[s, co * CIN * 9 + ci * 9 + ky * 3 + kx] = sum_p g[p, co] * x[p + (ky-1, kx-1), ci]
+
+    for kx = 0, 1, 2 (three accumulators: each g tile is read once for three taps); programs of
+    ky = 0 and the first input-channel block also write part[s, COUT * CIN * 9 + co] =
+    sum_p g[p, co]. x is zero outside the image."""
     ci_blocks = tl.cdiv(CIN, BLOCK_CI)
-    tap = pid_k // ci_blocks
-    pid_ci = pid_k - tap * ci_blocks
-    ky = tap // 3
-    kx = tap - ky * 3
-    with_bias = pid_k == 0
-    hw = H * W
-    offs_co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    offs_ci = pid_ci * BLOCK_CI + tl.arange(0, BLOCK_CI)
-    co_ok = offs_co < COUT
-    ci_ok = offs_ci < CIN
-    p_begin = split * PIX_PER_SPLIT
-    p_end = tl.minimum(p_begin + PIX_PER_SPLIT, N * hw)
-
-    acc = tl.zeros((BLOCK_CO, BLOCK_CI), dtype=tl.float32)
-    bias_acc = tl.zeros((BLOCK_CO,), dtype=tl.float32)
-    for p0 in range(p_begin, p_end, BLOCK_P):
-        offs_p = p0 + tl.arange(0, BLOCK_P)
-        p_ok = offs_p < p_end
-        img = offs_p // hw
-        rem = offs_p - img * hw
-        row = rem // W
-        col = rem - row * W
-        g_off = img * sgn + row * sgh + col * sgw
-        g = tl.load(
-            g_ptr + g_off[:, None] + offs_co[None, :] * sgc,
-            mask=p_ok[:, None] & co_ok[None, :],
-            other=0.0,
-        )
-        src_row = row + ky - 1
-        src_col = col + kx - 1
-        pix_ok = p_ok & (src_row >= 0) & (src_row < H) & (src_col >= 0) & (src_col < W)
-        x_off = img * sxn + src_row * sxh + src_col * sxw
-        a = tl.load(
-            x_ptr + x_off[:, None] + offs_ci[None, :] * sxc,
-            mask=pix_ok[:, None] & ci_ok[None, :],
-            other=0.0,
-        )
-        acc = tl.dot(tl.trans(g), a, acc, input_precision=INPUT_PRECISION)
-        if with_bias:
-            bias_acc += tl.sum(g.to(tl.float32), axis=0)
-
-    row_ptr = part_ptr + split * ROW
-    w_off = offs_co[:, None] * (CIN * 9) + offs_ci[None, :] * 9 + tap
-    tl.store(row_ptr + w_off, acc, mask=co_ok[:, None] & ci_ok[None, :])
-    if with_bias:
-        tl.store(row_ptr + COUT * CIN * 9 + offs_co, bias_acc, mask=co_ok)
+    ky = tl.program_id(0) // ci_blocks
+    ci = (tl.program_id(0) - ky * ci_blocks) * BLOCK_CI + tl.arange(0, BLOCK_CI)
+    co = tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    split = tl.program_id(2)
+    ci_ok = ci < CIN
+    co_ok = co < COUT
+    p = tl.arange(0, TILE_H * TILE_W)
+    # Accumulators [ci, co] when CI_MAJOR (the larger side as the products' rows), else [co, ci].
+    ACC_SHAPE: tl.constexpr = (BLOCK_CI, BLOCK_CO) if CI_MAJOR else (BLOCK_CO, BLOCK_CI)
+    acc0 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
+    acc1 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
+    acc2 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
+    bias = tl.zeros((BLOCK_CO,), dtype=tl.float32)
+    tiles_per_image = tiles_h * tiles_w
+    for tile in range(split, N * tiles_per_image, tl.num_programs(2)):
+        n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+        yy = y0 + p // TILE_W
+        xx = x0 + p % TILE_W
+        ok = (yy < H) & (xx < W)
+        g = load_pixels(g_ptr + n.to(tl.int64) * sgn, yy, xx, ok, co, co_ok, sgc, sgh, sgw)
+        x_image = x_ptr + n.to(tl.int64) * sxn
+        sy = yy + ky - 1
+        row_ok = ok & (sy >= 0) & (sy < H)
+        left = load_pixels(x_image, sy, xx - 1, row_ok & (xx >= 1), ci, ci_ok, sxc, sxh, sxw)
+        centre = load_pixels(x_image, sy, xx, row_ok, ci, ci_ok, sxc, sxh, sxw)
+        right = load_pixels(x_image, sy, xx + 1, row_ok & (xx + 1 < W), ci, ci_ok, sxc, sxh, sxw)
+        if CI_MAJOR:
+            acc0 = tl.dot(tl.trans(left), g, acc0, input_precision=INPUT_PRECISION)
+            acc1 = tl.dot(tl.trans(centre), g, acc1, input_precision=INPUT_PRECISION)
+            acc2 = tl.dot(tl.trans(right), g, acc2, input_precision=INPUT_PRECISION)
+        else:
+            gt = tl.trans(g)
+            acc0 = tl.dot(gt, left, acc0, input_precision=INPUT_PRECISION)
+            acc1 = tl.dot(gt, centre, acc1, input_precision=INPUT_PRECISION)
+            acc2 = tl.dot(gt, right, acc2, input_precision=INPUT_PRECISION)
+        if tl.program_id(0) == 0:
+            bias += tl.sum(g.to(tl.float32), axis=0)
+    row = part_ptr + split.to(tl.int64) * row_len
+    if CI_MAJOR:
+        offs = ci[:, None] * 9 + co[None, :] * (CIN * 9) + ky * 3
+        ok = ci_ok[:, None] & co_ok[None, :]
+    else:
+        offs = co[:, None] * (CIN * 9) + ci[None, :] * 9 + ky * 3
+        ok = co_ok[:, None] & ci_ok[None, :]
+    tl.store(row + offs, acc0, mask=ok)
+    tl.store(row + offs + 1, acc1, mask=ok)
+    tl.store(row + offs + 2, acc2, mask=ok)
+    if tl.program_id(0) == 0:
+        tl.store(row + COUT * CIN * 9 + co, bias, mask=co_ok)
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,28 +177,30 @@ def conv3x3_weight_grad_partial_kernel(
 
 @dataclass(frozen=True)
 class ForwardConfig:
-    """Tile of the forward kernel: pixels x output channels x input-channel chunk."""
+    """Tile of the forward kernel: TILE_H x TILE_W pixels x BLOCK_N output channels, BLOCK_K
+    input channels per product, warps."""
 
-    block_m: int
+    tile_h: int
+    tile_w: int
     block_n: int
     block_k: int
     num_warps: int
-    num_stages: int
 
 
 @dataclass(frozen=True)
 class WeightGradConfig:
-    """Tile of the weight-gradient kernel: pixels (reduced) x output x input channels."""
+    """Tile of the weight-gradient kernel: pixels (TILE_H x TILE_W, reduced) x output x input
+    channels, warps, and about how many programs per SM the splits aim for."""
 
-    block_p: int
+    tile_h: int
+    tile_w: int
     block_co: int
     block_ci: int
+    ci_major: bool
     num_warps: int
-    num_stages: int
+    programs_per_sm: int
 
 
-# Each split handles at least this many pixel tiles, so partial buffers stay small.
-MIN_TILES_PER_SPLIT = 4
 
 
 def _channel_block(channels: int, cap: int) -> int:
@@ -220,54 +218,34 @@ def channels_vectorizable(t: Tensor) -> bool:
     )
 
 
-def forward_config(cout: int, vectorizable: bool, dtype: torch.dtype) -> ForwardConfig:
-    """Launch configuration of :func:`conv3x3_forward` for Cout output channels (the input
-    channels are walked in chunks of 32, whatever their count).
+def forward_config(cin: int, cout: int, vectorizable: bool, dtype: torch.dtype) -> ForwardConfig:
+    """Launch configuration of :func:`conv3x3_forward` for Cin -> Cout channels.
 
-    ``vectorizable``: every tensor it reads and writes passes :func:`channels_vectorizable`.
-    Otherwise each element needs its own address registers, so tiles are smaller. float32
-    tiles are at most 64 channels wide (full-precision dots hold whole tiles in registers).
-    Zero register spills for all of them: see the ahead-of-time compile test."""
-    wide = vectorizable and dtype != torch.float32
-    block_n = _channel_block(cout, 128 if wide else 64)
-    return ForwardConfig(128 if vectorizable else 64, block_n, 32, num_warps=8, num_stages=3)
+    ``vectorizable``: every tensor it reads and writes passes :func:`channels_vectorizable`:
+    128-pixel tiles (4 x 32); otherwise each element needs its own address registers, so
+    tiles are 64 pixels. At most 64 output channels per program and 32 input channels per
+    product (16 for full-precision float32, whose products hold whole operand rows in
+    registers). Zero register spills for all of them: see the ahead-of-time compile test."""
+    block_n = _channel_block(cout, 64)
+    block_k = _channel_block(cin, 32)
+    return ForwardConfig(4 if vectorizable else 2, 32, block_n, block_k, num_warps=8)
 
 
 def weight_grad_config(cin: int, cout: int, dtype: torch.dtype) -> WeightGradConfig:
-    """Launch configuration of :func:`conv3x3_weight_grad` for Cin -> Cout channels (float32:
-    input-channel blocks of at most 32, for the same reason as in :func:`forward_config`)."""
-    block_co = _channel_block(cout, 64)
-    block_ci = _channel_block(cin, 32 if dtype == torch.float32 else 64)
-    num_warps = 8 if block_ci == 64 or block_co * block_ci >= 64 * 32 else 4
-    return WeightGradConfig(64, block_co, block_ci, num_warps, num_stages=3)
-
-
-def _default_splits(
-    pixels: int, block_p: int, programs_per_split: int, device: torch.device
-) -> int:
-    """Pixel ranges for the weight gradient: about four waves of programs on the device."""
-    tiles = triton.cdiv(pixels, block_p)
-    wanted = triton.cdiv(4 * launch.multiprocessor_count(device), programs_per_split)
-    return max(1, min(wanted, tiles // MIN_TILES_PER_SPLIT))
+    """Launch configuration of :func:`conv3x3_weight_grad` for Cin -> Cout channels: 128-pixel
+    tiles (4 x 32) on 8 warps, output-channel blocks of up to 128 and input-channel blocks
+    sized so the three float32 accumulators hold at most 4096 values each (2048 for float32
+    operands, which take twice the registers); the wider of the two blocks is the products'
+    row dimension (tensor-core products want at least 64 rows)."""
+    block_co = _channel_block(cout, 128)
+    budget = 2048 if dtype == torch.float32 else 4096
+    block_ci = _channel_block(cin, max(16, budget // block_co))
+    return WeightGradConfig(4, 32, block_co, block_ci, block_ci > block_co, 8, 2)
 
 
 # --------------------------------------------------------------------------------------------
 # Launchers
 # --------------------------------------------------------------------------------------------
-
-
-def _image_chunks(tensors: dict[str, Tensor]) -> list[tuple[int, int]]:
-    """Ranges of images small enough that every offset in every tensor fits in int32.
-
-    The kernels index in int32 (fewer registers); larger batches are launched in chunks."""
-    n = next(iter(tensors.values())).shape[0]
-    per_launch = max(n, 1)
-    for name, t in tensors.items():
-        launch.check_image_extent(name, t)
-        extent = launch.image_extent(t)
-        if t.stride(0) > 0:
-            per_launch = min(per_launch, (launch.INDEX_LIMIT - extent) // t.stride(0) + 1)
-    return [(i, min(i + per_launch, n)) for i in range(0, n, per_launch)]
 
 
 def conv3x3_forward(
@@ -279,8 +257,10 @@ def conv3x3_forward(
     relu_mask: Tensor | None = None,
     residual: Tensor | None = None,
     res_scale: float = 1.0,
+    scale: float = 1.0,
 ) -> Tensor:
-    """``y = conv2d(x, weight, padding=1) + bias``, then optional ReLU, mask and residual.
+    """``y = scale * conv2d(x, weight, padding=1) + bias``, then optional ReLU, mask and
+    residual.
 
     ``y = relu(y)`` if ``relu``; ``y = where(relu_mask > 0, y, 0)`` if ``relu_mask`` is given
     (the ReLU backward); ``y = residual + res_scale * y`` if ``residual`` is given.
@@ -297,32 +277,25 @@ def conv3x3_forward(
     if y.numel() == 0:
         return y
     operands = [x, y] + [t for t in (relu_mask, residual) if t is not None]
-    cfg = forward_config(cout, all(channels_vectorizable(t) for t in operands), x.dtype)
-    # (3, 3, Cin, Cout) contiguous: the weight tile of one step is one coalesced block.
-    w_packed = weight.permute(2, 3, 1, 0).contiguous()
-    b = bias if bias is not None else w_packed
-    tensors = {"x": x, "y": y}
-    for name, t in (("relu_mask", relu_mask), ("residual", residual)):
+    for name, t in (("x", x), ("relu_mask", relu_mask), ("residual", residual)):
         if t is not None:
-            tensors[name] = t
-    for n0, n1 in _image_chunks(tensors):
-        xc, yc = x[n0:n1], y[n0:n1]
-        mask = relu_mask[n0:n1] if relu_mask is not None else yc
-        res = residual[n0:n1] if residual is not None else yc
-        grid = (triton.cdiv((n1 - n0) * h * w, cfg.block_m), triton.cdiv(cout, cfg.block_n))
-        conv3x3_forward_kernel[grid](
-            xc, w_packed, b, mask, res, yc,
-            n1 - n0, h, w, cin, cout,
-            *xc.stride(),
-            w_packed.stride(3), w_packed.stride(2), w_packed.stride(0), w_packed.stride(1),
-            *mask.stride(),
-            *res.stride(),
-            float(res_scale),
-            HAS_BIAS=bias is not None, RELU=relu, HAS_MASK=relu_mask is not None,
-            HAS_RESIDUAL=residual is not None, INPUT_PRECISION=dot_precision(x.dtype),
-            BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )  # fmt: skip
+            launch.check_image_extent(name, t)
+    cfg = forward_config(cin, cout, all(channels_vectorizable(t) for t in operands), x.dtype)
+    mask = relu_mask if relu_mask is not None else y
+    res = residual if residual is not None else y
+    tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
+    grid = (n * tiles_h * tiles_w, triton.cdiv(cout, cfg.block_n))
+    conv3x3_forward_kernel[grid](
+        x, weight, bias if bias is not None else weight, mask, res, y,
+        n, h, w, tiles_h, tiles_w,
+        *x.stride(), *weight.stride(), *mask.stride(), *res.stride(), *y.stride(),
+        float(scale), float(res_scale),
+        CIN=cin, COUT=cout,
+        HAS_BIAS=bias is not None, RELU=relu, HAS_MASK=relu_mask is not None,
+        HAS_RESIDUAL=residual is not None, INPUT_PRECISION=dot_precision(x.dtype),
+        TILE_H=cfg.tile_h, TILE_W=cfg.tile_w, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
+        num_warps=cfg.num_warps, num_stages=1,
+    )  # fmt: skip
     return y
 
 
@@ -335,16 +308,17 @@ def conv3x3_input_grad(
     residual: Tensor | None = None,
 ) -> Tensor:
     """Input gradient of ``conv2d(x, weight_scale * weight, padding=1)``: the forward kernel on
-    the adjoint weights (flipped, input and output channels swapped; the scaling done in float32
-    and rounded once), with the same optional mask and residual epilogues.
+    the adjoint weights (flipped, input and output channels swapped, read through their
+    strides; ``weight_scale`` applied to the float32 accumulator), with the same optional mask
+    and residual epilogues.
 
     grad_out: (N, Cout, H, W), any strides; weight: (Cout, Cin, 3, 3). Returns (N, Cin, H, W)
     channels_last.
     """
-    if weight_scale != 1.0:
-        weight = (weight.float() * weight_scale).to(weight.dtype)
     adjoint = weight.flip(2, 3).transpose(0, 1)
-    return conv3x3_forward(grad_out, adjoint, None, relu_mask=relu_mask, residual=residual)
+    return conv3x3_forward(
+        grad_out, adjoint, None, relu_mask=relu_mask, residual=residual, scale=weight_scale
+    )
 
 
 def conv3x3_weight_grad(
@@ -356,37 +330,37 @@ def conv3x3_weight_grad(
     w+kx-1]`` (x zero-padded by one pixel), ``grad_bias[co] = sum_{n,h,w} grad_out[n, co, h, w]``.
 
     x: (N, Cin, H, W), grad_out: (N, Cout, H, W), same dtype and device, any strides.
-    Returns float32 (Cout, Cin, 3, 3) and (Cout,), views of one buffer. The pixels are cut
-    into ``num_splits`` ranges per launch (default: a heuristic of the device) whose partial
-    sums are added in a fixed order, so two calls give bit-identical results.
+    Returns float32 (Cout, Cin, 3, 3) and (Cout,), views of one buffer. The tiles are cut into
+    ``num_splits`` interleaved sets (default: about two programs per SM) whose partial sums are
+    added in a fixed order, so two calls give bit-identical results.
     """
     n, cin, h, w = x.shape
     cout = grad_out.shape[1]
     if num_splits is not None and num_splits < 1:
         raise ValueError(f"num_splits: expected a positive count, got {num_splits}")
-
+    launch.check_image_extent("x", x)
+    launch.check_image_extent("grad_out", grad_out)
     cfg = weight_grad_config(cin, cout, x.dtype)
+    tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
+    tiles = n * tiles_h * tiles_w
+    grid_rows = 3 * triton.cdiv(cin, cfg.block_ci)
     co_blocks = triton.cdiv(cout, cfg.block_co)
-    k_blocks = 9 * triton.cdiv(cin, cfg.block_ci)
-    chunks = _image_chunks({"x": x, "grad_out": grad_out})
-    pixels = max(n1 - n0 for n0, n1 in chunks) * h * w if chunks else 0
     if num_splits is None:
-        num_splits = _default_splits(pixels, cfg.block_p, co_blocks * k_blocks, x.device)
-    tiles_per_split = triton.cdiv(triton.cdiv(pixels, cfg.block_p), num_splits)
+        wanted = cfg.programs_per_sm * launch.multiprocessor_count(x.device)
+        num_splits = max(1, min(tiles, triton.cdiv(wanted, grid_rows * co_blocks)))
     row = cout * cin * 9 + cout
-    partials = launch.empty((max(len(chunks), 1) * num_splits, row), torch.float32, x.device)
-    if not chunks:  # empty batch: a single launch over zero pixels writes zero partials
-        chunks = [(0, 0)]
-    for i, (n0, n1) in enumerate(chunks):
-        xc, gc = x[n0:n1], grad_out[n0:n1]
-        conv3x3_weight_grad_partial_kernel[(num_splits, co_blocks, k_blocks)](
-            xc, gc, partials[i * num_splits :],
-            n1 - n0, h, w, cin, cout, tiles_per_split * cfg.block_p, row,
-            *xc.stride(),
-            *gc.stride(),
+    partials = launch.empty((num_splits, row), torch.float32, x.device)
+    if tiles == 0:
+        partials.zero_()
+    else:
+        conv3x3_weight_grad_kernel[(grid_rows, co_blocks, num_splits)](
+            x, grad_out, partials,
+            n, h, w, tiles_h, tiles_w, row,
+            *x.stride(), *grad_out.stride(),
+            CIN=cin, COUT=cout, TILE_H=cfg.tile_h, TILE_W=cfg.tile_w,
+            BLOCK_CO=cfg.block_co, BLOCK_CI=cfg.block_ci, CI_MAJOR=cfg.ci_major,
             INPUT_PRECISION=dot_precision(x.dtype),
-            BLOCK_P=cfg.block_p, BLOCK_CO=cfg.block_co, BLOCK_CI=cfg.block_ci,
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
     total = sum_rows(partials)
     return total[: cout * cin * 9].view(cout, cin, 3, 3), total[cout * cin * 9 :]

@@ -78,10 +78,8 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
     "pointwise_chain_bwd_weight_kernel": lambda a, launch: [
         triton.cdiv(triton.cdiv(a["n_pixels"], a["BLOCK_P"]), launch.grid[1])
     ],
-    "conv3x3_forward_kernel": lambda a, _: [9 * triton.cdiv(a["CIN"], a["BLOCK_K"])],
-    "conv3x3_weight_grad_partial_kernel": lambda a, _: [
-        triton.cdiv(a["PIX_PER_SPLIT"], a["BLOCK_P"])
-    ],
+    "conv3x3_forward_kernel": lambda a, _: [],
+    "conv3x3_weight_grad_kernel": lambda a, launch: [_tiles(a) / launch.grid[2]],
     "sum_rows_kernel": lambda a, _: [a["n_rows"]],
     "wdsr_b_block_fwd_kernel": lambda a, launch: [
         _tiles(a) / launch.programs,
@@ -137,8 +135,9 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
         **{p: ("r", _ONCE) for p in ("x_ptr", "w_ptr", "bias_ptr", "mask_ptr", "res_ptr")},
         "y_ptr": ("w", _ONCE),
     },
-    "conv3x3_weight_grad_partial_kernel": {
-        **{p: ("r", _reread((1, 2))) for p in ("x_ptr", "g_ptr")},
+    "conv3x3_weight_grad_kernel": {
+        "x_ptr": ("r", _reread((0, 1))),
+        "g_ptr": ("r", _reread((0,))),
         "part_ptr": ("w", _ONCE),
     },
     "sum_rows_kernel": {"part_ptr": ("r", _ONCE), "out_ptr": ("w", _ONCE)},
@@ -202,8 +201,6 @@ def _traffic_bytes(launch: Launch) -> tuple[float, float]:
             continue
         tensor = args[arg]
         size = tensor.numel() * tensor.element_size()
-        if name == "conv3x3_weight_grad_partial_kernel" and arg == "part_ptr":
-            size = launch.grid[0] * args["ROW"] * 4  # the rows of its splits
         hbm += size
         l2 += size * readers(launch)
     return hbm, l2 + _scratch_l2_bytes(launch)
