@@ -1,4 +1,4 @@
-// Three consecutive rows of a padded activation, kept while a window's rows are walked from top
+// Three consecutive rows of a padded activation, kept while a band's rows are walked from top
 // to bottom: row j lives in slot j mod 3, so rows r-1, r and r+1 never share a slot, and asking
 // for row r+1 overwrites row r-2, which the walk no longer needs.
 #pragma once

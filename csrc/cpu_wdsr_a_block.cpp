@@ -6,12 +6,12 @@
 // x: (N, C, H, W); w1: (F, C, 3, 3), b1: (F,); w2: (C, F, 3, 3), b2: (C,). Returns
 // (N, C, H, W) in channels_last memory format.
 //
-// Each window (cpu_windows.h) walks its rows top to bottom. Output row r needs h on rows r-1,
-// r, r+1 over the window's columns and one more on each side; a row of h needs x on three rows
-// over two more columns on each side. Both are kept as rings of three zero-padded rows
-// (cpu_row_ring.h): x rows copied from the input, h rows computed by the 3x3 convolution of the
-// x ring (cpu_gemm.h, conv3x3_row) followed by relu(h + b1), zero outside the image (the second
-// convolution's padding). An output row is the 3x3 convolution of the h ring into the output
+// A thread walks the rows of a band of a strip top to bottom (cpu_strips.h). Output row r needs h
+// on rows r-1, r, r+1 over the strip's columns and one more on each side; a row of h needs x on
+// three rows over two more columns on each side. Both are kept as rings of three zero-padded
+// rows (cpu_row_ring.h): x rows copied from the input, h rows computed by the 3x3 convolution
+// of the x ring (cpu_gemm.h, conv3x3_row) followed by relu(h + b1), zero outside the image (the
+// second convolution's padding). An output row is the 3x3 convolution of the h ring into the output
 // followed by out = x + res_scale * (out + b2). The F-wide h never leaves the thread's cache.
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -23,12 +23,14 @@
 #include "cpu_output_pool.h"
 #include "cpu_row_ring.h"
 #include "cpu_rows.h"
-#include "cpu_windows.h"
+#include "cpu_scratch.h"
+#include "cpu_strips.h"
 
 namespace wdsr_fast {
 namespace {
 
-using cpu::Window;
+using cpu::Band;
+using cpu::Strip;
 
 // The block's weights laid out for the products, and its sizes.
 struct BlockA {
@@ -40,30 +42,30 @@ struct BlockA {
   float res_scale;
 };
 
-// Copies row `row` of x over columns [col_begin - 2, col_end + 2) of `win` into `dst`
+// Copies row `row` of x over columns [col_begin - 2, col_end + 2) of `strip` into `dst`
 // ((width + 4) x C floats), zero outside the image.
 void input_row(const BlockA& blk, const float* x, int64_t height, int64_t width,
-               const Window& win, int64_t row, float* dst) {
-  const int64_t first = std::max<int64_t>(win.col_begin - 2, 0);
-  const int64_t last = std::min<int64_t>(win.col_end + 2, width);
-  const int64_t offset = first - (win.col_begin - 2);
-  const int64_t padded = win.col_end - win.col_begin + 4;
-  const float* src = x + ((win.image * height + row) * width + first) * blk.c;
+               const Strip& strip, int64_t row, float* dst) {
+  const int64_t first = std::max<int64_t>(strip.col_begin - 2, 0);
+  const int64_t last = std::min<int64_t>(strip.col_end + 2, width);
+  const int64_t offset = first - (strip.col_begin - 2);
+  const int64_t padded = strip.col_end - strip.col_begin + 4;
+  const float* src = x + ((strip.image * height + row) * width + first) * blk.c;
   std::fill(dst, dst + offset * blk.c, 0.0f);
   std::memcpy(dst + offset * blk.c, src, (last - first) * blk.c * sizeof(float));
   std::fill(dst + (offset + last - first) * blk.c, dst + padded * blk.c, 0.0f);
 }
 
-// Row `row` of h over columns [col_begin - 1, col_end + 1) of `win` into `dst`
+// Row `row` of h over columns [col_begin - 1, col_end + 1) of `strip` into `dst`
 // ((width + 2) x F floats), zero outside the image; `x_rows` holds the padded x rows.
 template <typename XRows>
-void wide_row(const BlockA& blk, int64_t width, const Window& win, int64_t row, XRows& x_rows,
+void wide_row(const BlockA& blk, int64_t width, const Strip& strip, int64_t row, XRows& x_rows,
               float* dst) {
-  const int64_t first = std::max<int64_t>(win.col_begin - 1, 0);
-  const int64_t last = std::min<int64_t>(win.col_end + 1, width);
+  const int64_t first = std::max<int64_t>(strip.col_begin - 1, 0);
+  const int64_t last = std::min<int64_t>(strip.col_end + 1, width);
   const int64_t pixels = last - first;
-  const int64_t offset = first - (win.col_begin - 1);  // also the x column of `first`'s left tap
-  const int64_t padded = win.col_end - win.col_begin + 2;
+  const int64_t offset = first - (strip.col_begin - 1);  // also the x column of `first`'s left tap
+  const int64_t padded = strip.col_end - strip.col_begin + 2;
   const float* rows[3];
   for (int64_t dy = 0; dy < 3; ++dy) rows[dy] = x_rows(row - 1 + dy) + offset * blk.c;
   float* h = dst + offset * blk.f;
@@ -73,9 +75,10 @@ void wide_row(const BlockA& blk, int64_t width, const Window& win, int64_t row, 
   std::fill(dst + (offset + pixels) * blk.f, dst + padded * blk.f, 0.0f);
 }
 
-void run_window(const BlockA& blk, const float* x, float* out, int64_t height, int64_t width,
-                const Window& win) {
-  const int64_t cols = win.col_end - win.col_begin;
+void run_band(const BlockA& blk, const float* x, float* out, int64_t height, int64_t width,
+              Band& band) {
+  const Strip& strip = band.strip();
+  const int64_t cols = strip.col_end - strip.col_begin;
   const int64_t x_floats = (cols + 4) * blk.c;
   const int64_t h_floats = (cols + 2) * blk.f;
   float* x_storage = cpu::thread_scratch(0, 4 * x_floats);
@@ -87,15 +90,15 @@ void run_window(const BlockA& blk, const float* x, float* out, int64_t height, i
 
   auto x_rows = [&](int64_t row) {
     return x_ring.get(row, [&](int64_t j, float* dst) {
-      input_row(blk, x, height, width, win, j, dst);
+      input_row(blk, x, height, width, strip, j, dst);
     });
   };
-  auto fill_h = [&](int64_t row, float* dst) { wide_row(blk, width, win, row, x_rows, dst); };
+  auto fill_h = [&](int64_t row, float* dst) { wide_row(blk, width, strip, row, x_rows, dst); };
 
-  for (int64_t r = win.row_begin; r < win.row_end; ++r) {
+  for (int64_t r = band.take_row(); r >= 0; r = band.take_row()) {
     const float* rows[3];
     for (int64_t dy = 0; dy < 3; ++dy) rows[dy] = h_ring.get(r - 1 + dy, fill_h);
-    const int64_t offset = ((win.image * height + r) * width + win.col_begin) * blk.c;
+    const int64_t offset = ((strip.image * height + r) * width + strip.col_begin) * blk.c;
     cpu::conv3x3_row(out + offset, blk.c, rows, cols, blk.f, blk.c,
                      blk.w2.const_data_ptr<float>());
     cpu::residual_rows(out + offset, x + offset, cols, blk.c, blk.b2.const_data_ptr<float>(),
@@ -139,9 +142,8 @@ at::Tensor wdsr_a_block_cpu(const at::Tensor& x, const at::Tensor& w1, const at:
 
   const float* x_data = xc.const_data_ptr<float>();
   float* out_data = out.mutable_data_ptr<float>();
-  const auto windows = cpu::plan_windows(n, h, w, cpu::window_threads());
-  cpu::run_windows(windows,
-                   [&](const Window& win) { run_window(blk, x_data, out_data, h, w, win); });
+  cpu::run_strips(cpu::plan_strips(n, w), h,
+                  [&](Band& band) { run_band(blk, x_data, out_data, h, w, band); });
   return out;
 }
 

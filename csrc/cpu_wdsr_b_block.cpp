@@ -6,14 +6,15 @@
 // x: (N, C, H, W); w1: (E, C, 1, 1), b1: (E,); w2: (L, E, 1, 1), b2: (L,); w3: (C, L, 3, 3),
 // b3: (C,). Returns (N, C, H, W) in channels_last memory format.
 //
-// Each window (cpu_windows.h) walks its rows top to bottom. For output row r it needs l on rows
-// r-1, r, r+1 over its columns and one more on each side, zero outside the image (the 3x3
-// convolution's padding): a ring of three such rows (cpu_row_ring.h). A row of l is two matrix
-// products over the row's pixels (x rows are channels_last, so pixels are rows of a matrix):
+// A thread walks the rows of a band of a strip top to bottom (cpu_strips.h). For output row r it
+// needs l on rows r-1, r, r+1 over the strip's columns and one more on each side, zero outside
+// the image (the 3x3 convolution's padding): a ring of three such rows (cpu_row_ring.h). A row
+// of l is two matrix products over the row's pixels (x rows are channels_last, so pixels are
+// rows of a matrix):
 //   wide = x W1^T  (pixels x E), then relu(wide + b1) in place,
 //   l    = [wide, 1] [W2^T; b2]  (pixels x L; the ones column adds b2),
 // and an output row is the 3x3 convolution of the ring's rows (cpu_gemm.h, conv3x3_row) into
-// the output followed by out = x + res_scale * (out + b3). The E-wide activation of one window
+// the output followed by out = x + res_scale * (out + b3). The E-wide activation of one strip
 // row and the low-rank ring stay in the thread's L2 cache; only x is read and out written.
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -25,12 +26,14 @@
 #include "cpu_output_pool.h"
 #include "cpu_row_ring.h"
 #include "cpu_rows.h"
-#include "cpu_windows.h"
+#include "cpu_scratch.h"
+#include "cpu_strips.h"
 
 namespace wdsr_fast {
 namespace {
 
-using cpu::Window;
+using cpu::Band;
+using cpu::Strip;
 
 // The block's weights laid out for the products, and its sizes.
 struct BlockB {
@@ -44,16 +47,16 @@ struct BlockB {
   float res_scale;
 };
 
-// Row `row` of l over image columns [col_begin - 1, col_end + 1) of `window`, zero outside
+// Row `row` of l over image columns [col_begin - 1, col_end + 1) of `strip`, zero outside
 // the image, into `dst` ((width + 2) x L floats).
 void low_rank_row(const BlockB& blk, const float* x, int64_t height, int64_t width,
-                  const Window& win, int64_t row, float* wide, float* dst) {
-  const int64_t first = std::max<int64_t>(win.col_begin - 1, 0);
-  const int64_t last = std::min<int64_t>(win.col_end + 1, width);
+                  const Strip& strip, int64_t row, float* wide, float* dst) {
+  const int64_t first = std::max<int64_t>(strip.col_begin - 1, 0);
+  const int64_t last = std::min<int64_t>(strip.col_end + 1, width);
   const int64_t pixels = last - first;
-  const int64_t offset = first - (win.col_begin - 1);  // 1 at the image's left edge, else 0
-  const int64_t padded = win.col_end - win.col_begin + 2;
-  const float* x_row = x + ((win.image * height + row) * width + first) * blk.c;
+  const int64_t offset = first - (strip.col_begin - 1);  // 1 at the image's left edge, else 0
+  const int64_t padded = strip.col_end - strip.col_begin + 2;
+  const float* x_row = x + ((strip.image * height + row) * width + first) * blk.c;
 
   cpu::gemm(pixels, blk.e, blk.c, x_row, blk.c, blk.w1t.const_data_ptr<float>(), blk.e, wide,
             blk.wide_ld, false);
@@ -65,9 +68,10 @@ void low_rank_row(const BlockB& blk, const float* x, int64_t height, int64_t wid
   std::fill(dst + (offset + pixels) * blk.l, dst + padded * blk.l, 0.0f);
 }
 
-void run_window(const BlockB& blk, const float* x, float* out, int64_t height, int64_t width,
-                const Window& win) {
-  const int64_t cols = win.col_end - win.col_begin;
+void run_band(const BlockB& blk, const float* x, float* out, int64_t height, int64_t width,
+              Band& band) {
+  const Strip& strip = band.strip();
+  const int64_t cols = strip.col_end - strip.col_begin;
   const int64_t row_floats = (cols + 2) * blk.l;
   float* ring_storage = cpu::thread_scratch(0, 4 * row_floats);
   float* zero_row = ring_storage + 3 * row_floats;
@@ -75,13 +79,13 @@ void run_window(const BlockB& blk, const float* x, float* out, int64_t height, i
   float* wide = cpu::thread_scratch(1, (cols + 2) * blk.wide_ld);
   cpu::RowRing ring(ring_storage, row_floats, zero_row, height);
   auto fill = [&](int64_t row, float* dst) {
-    low_rank_row(blk, x, height, width, win, row, wide, dst);
+    low_rank_row(blk, x, height, width, strip, row, wide, dst);
   };
 
-  for (int64_t r = win.row_begin; r < win.row_end; ++r) {
+  for (int64_t r = band.take_row(); r >= 0; r = band.take_row()) {
     const float* rows[3];
     for (int64_t dy = 0; dy < 3; ++dy) rows[dy] = ring.get(r - 1 + dy, fill);
-    const int64_t offset = ((win.image * height + r) * width + win.col_begin) * blk.c;
+    const int64_t offset = ((strip.image * height + r) * width + strip.col_begin) * blk.c;
     cpu::conv3x3_row(out + offset, blk.c, rows, cols, blk.l, blk.c,
                      blk.w3.const_data_ptr<float>());
     cpu::residual_rows(out + offset, x + offset, cols, blk.c, blk.b3.const_data_ptr<float>(),
@@ -131,9 +135,8 @@ at::Tensor wdsr_b_block_cpu(const at::Tensor& x, const at::Tensor& w1, const at:
 
   const float* x_data = xc.const_data_ptr<float>();
   float* out_data = out.mutable_data_ptr<float>();
-  const auto windows = cpu::plan_windows(n, h, w, cpu::window_threads());
-  cpu::run_windows(windows,
-                   [&](const Window& win) { run_window(blk, x_data, out_data, h, w, win); });
+  cpu::run_strips(cpu::plan_strips(n, w), h,
+                  [&](Band& band) { run_band(blk, x_data, out_data, h, w, band); });
   return out;
 }
 

@@ -1,0 +1,162 @@
+// Strips, bands and the work sharing of the fused CPU blocks (cpu_strips.h).
+#include "cpu_strips.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/ParallelGuard.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+
+#include "cpu_gemm.h"
+
+namespace wdsr_fast {
+namespace cpu {
+namespace {
+
+// Fewest rows a thread takes from another's band (besides the two halo rows it computes).
+constexpr int64_t kMinStolenRows = 2;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// What the threads of one run_strips call share. A pool task that starts after every row was
+// handed out finds no band and leaves: it holds the state (shared_ptr) but never touches the
+// caller's strips or body, which live until the caller has seen every row done.
+struct Work {
+  const std::function<void(Band&)>* body;
+  int64_t total_rows;
+  std::atomic<size_t> next_band{0};
+  std::vector<Band*> initial;  // the bands made before any thread starts
+  std::deque<Band> bands;      // initial bands, then stolen ones; appended under `mutex`
+  std::mutex mutex;
+  std::condition_variable all_done;
+  int64_t done_rows = 0;            // guarded by mutex
+  std::exception_ptr first_error;   // guarded by mutex
+
+  // An initial band nobody has started, else the bottom half of the rows not yet handed out
+  // of the band with the most of them, else nullptr.
+  Band* next() {
+    const size_t i = next_band.fetch_add(1);
+    if (i < initial.size()) return initial[i];
+    std::lock_guard<std::mutex> lock(mutex);
+    if (first_error) return nullptr;
+    Band* victim = nullptr;
+    for (Band& band : bands) {
+      if (victim == nullptr || band.remaining() > victim->remaining()) victim = &band;
+    }
+    if (victim == nullptr) return nullptr;
+    const auto [begin, end] = victim->split(kMinStolenRows);
+    if (begin < 0) return nullptr;
+    return &bands.emplace_back(&victim->strip(), begin, end);
+  }
+
+  void finished(int64_t rows, std::exception_ptr error) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (error && !first_error) {
+      first_error = error;
+      for (Band& band : bands) rows += band.drain();  // the rows left go to nobody
+    }
+    done_rows += rows;
+    if (done_rows == total_rows) all_done.notify_all();
+  }
+
+  void work() {
+    c10::ParallelGuard in_parallel(true);  // PyTorch ops inside run single-threaded
+    for (Band* band = next(); band != nullptr; band = next()) {
+      std::exception_ptr error;
+      try {
+        (*body)(*band);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      finished(band->taken(), error);  // a band runs in one body call
+    }
+  }
+};
+
+}  // namespace
+
+int64_t Band::take_row() {
+  uint64_t rows = rows_.load();
+  while (true) {
+    const int64_t next = static_cast<int64_t>(rows >> 32);
+    const int64_t end = static_cast<int64_t>(rows & 0xffffffffu);
+    if (next >= end) return -1;
+    if (rows_.compare_exchange_weak(rows, pack(next + 1, end))) {
+      taken_.fetch_add(1, std::memory_order_relaxed);
+      return next;
+    }
+  }
+}
+
+int64_t Band::remaining() const {
+  const uint64_t rows = rows_.load();
+  return std::max<int64_t>(0, static_cast<int64_t>(rows & 0xffffffffu) -
+                                  static_cast<int64_t>(rows >> 32));
+}
+
+int64_t Band::drain() {
+  uint64_t rows = rows_.load();
+  while (true) {
+    const int64_t next = static_cast<int64_t>(rows >> 32);
+    const int64_t end = static_cast<int64_t>(rows & 0xffffffffu);
+    if (next >= end) return 0;
+    if (rows_.compare_exchange_weak(rows, pack(end, end))) return end - next;
+  }
+}
+
+std::pair<int64_t, int64_t> Band::split(int64_t min_rows) {
+  uint64_t rows = rows_.load();
+  while (true) {
+    const int64_t next = static_cast<int64_t>(rows >> 32);
+    const int64_t end = static_cast<int64_t>(rows & 0xffffffffu);
+    if (end - next < 2 * min_rows) return {-1, -1};
+    const int64_t middle = end - (end - next) / 2;
+    if (rows_.compare_exchange_weak(rows, pack(next, middle))) return {middle, end};
+  }
+}
+
+std::vector<Strip> plan_strips(int64_t images, int64_t width) {
+  const int64_t parts = ceil_div(width, kMaxStripWidth);
+  std::vector<Strip> strips;
+  strips.reserve(images * parts);
+  for (int64_t n = 0; n < images; ++n) {
+    for (int64_t j = 0; j < parts; ++j) {
+      strips.push_back({n, width * j / parts, width * (j + 1) / parts});
+    }
+  }
+  return strips;
+}
+
+int64_t strip_threads() {
+  if (at::in_parallel_region() || !gemm_is_serial()) return 1;
+  return at::get_num_threads();
+}
+
+void run_strips(const std::vector<Strip>& strips, int64_t height,
+                const std::function<void(Band&)>& body) {
+  const int64_t count = static_cast<int64_t>(strips.size());
+  if (count == 0 || height == 0) return;
+  const int64_t threads = strip_threads();
+  const int64_t parts = std::min(ceil_div(threads, count), height);
+  auto work = std::make_shared<Work>();
+  work->body = &body;
+  work->total_rows = count * height;
+  for (const Strip& strip : strips) {
+    for (int64_t i = 0; i < parts; ++i) {
+      work->bands.emplace_back(&strip, height * i / parts, height * (i + 1) / parts);
+    }
+  }
+  for (Band& band : work->bands) work->initial.push_back(&band);
+  for (int64_t t = 1; t < threads; ++t) at::launch([work] { work->work(); });
+  work->work();
+  std::unique_lock<std::mutex> lock(work->mutex);
+  work->all_done.wait(lock, [&] { return work->done_rows == work->total_rows; });
+  if (work->first_error) std::rethrow_exception(work->first_error);
+}
+
+}  // namespace cpu
+}  // namespace wdsr_fast
