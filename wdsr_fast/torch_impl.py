@@ -5,13 +5,15 @@ one of the two) with standard PyTorch ops, so autograd, autocast and ``torch.com
 it as they treat any PyTorch code.
 
 CPU inference (float32, no gradient needed, outside autocast and ``torch.compile``) runs each
-residual block as one op of the C++ extension (:mod:`wdsr_fast.ops.cpu_blocks`): every thread
-takes whole windows of the image and computes the block on them row by row, with the wide and
-low-rank activations in its cache and oneDNN's matrix-product micro-kernel single-threaded, so
-a block is one parallel region with no barrier inside and a busy core slows it only in
-proportion. Without the extension the WDSR-B block runs its pointwise chain as chunked matrix
-products (:func:`pointwise_chain_chunked`), so the wide activation stays in cache instead of
-being written out and read back.
+residual block as one op of the C++ extension (:mod:`wdsr_fast.ops.cpu_blocks`): threads take
+bands of image rows and compute the whole block on them row by row, with the wide and low-rank
+activations in their cache and oneDNN's matrix-product micro-kernel run single-threaded; a
+thread that runs out of rows takes half of another's, so a block is one parallel region with no
+barrier inside and a busy core slows it only in proportion. Its outputs come from a pool that
+keeps the last two freed block outputs of 4 MiB or more for the next blocks (no page faults on
+large images). Without the extension the WDSR-B block runs its pointwise chain as chunked
+matrix products (:func:`pointwise_chain_chunked`), so the wide activation stays in cache instead
+of being written out and read back.
 
 Every tensor argument must be on the first one's device (ValueError naming the argument
 otherwise): PyTorch's own convolution returns an uninitialised CPU tensor for a CPU input and
