@@ -10,7 +10,9 @@ become 16-byte vectors) and weights in whichever orientation a product wants
 import triton
 import triton.language as tl
 
-__all__ = ["load_matrix", "load_pixels", "relu", "tile_origin"]
+from .dot import bias_rows, ones_column
+
+__all__ = ["load_matrix", "load_pixels", "relu", "slot_conv3x3_residual", "tile_origin"]
 
 
 @triton.jit
@@ -47,3 +49,40 @@ def load_matrix(ptr, rows, row_ok, row_stride, cols, col_ok, col_stride):
 def relu(pre):
     """max(pre, 0) keeping NaN, like torch.relu (bfloat16 compares in float32)."""
     return tl.maximum(pre, tl.zeros_like(pre), propagate_nan=tl.PropagateNan.ALL).to(pre.dtype)
+
+
+@triton.jit
+def slot_conv3x3_residual(
+    slot, offs_k, k_ok, w_ptr, b_ptr, offs_c, c_ok,
+    x_image, sxc, sxh, sxw, out_image, soc, soh, sow,
+    y0, x0, H, W, res_scale, out_chunks,
+    K: tl.constexpr, K_PAD: tl.constexpr, TILE_W: tl.constexpr, OUT_CHUNK: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """``out = x + res_scale * (conv3x3(a, w) + b)`` on the tile at (y0, x0), where ``a`` (K
+    channels) is held in ``slot`` for the tile and its one-pixel halo ([halo pixel, K_PAD],
+    row-major over a halo TILE_W + 2 wide, zero outside the image) and w is (C, K, 3, 3)
+    contiguous: the nine shifted windows of the slot times W[:, :, tap], chunk by chunk of
+    OUT_CHUNK output pixels (``out_chunks`` of them), the bias as a ones-column product."""
+    HALO_W: tl.constexpr = TILE_W + 2
+    for oc in range(out_chunks):
+        p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
+        oy = p // TILE_W
+        ox = p - oy * TILE_W
+        acc = tl.dot(ones_column(OUT_CHUNK, x_image.dtype.element_ty),
+                     bias_rows(b_ptr, offs_c, c_ok))  # fmt: skip
+        for tap in tl.static_range(9):
+            window = (oy + tap // 3) * HALO_W + ox + tap % 3
+            a = tl.load(slot + window[:, None] * K_PAD + offs_k[None, :])
+            w = load_matrix(w_ptr + tap, offs_k, k_ok, 9, offs_c, c_ok, K * 9)
+            acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
+        yy = y0 + oy
+        xx = x0 + ox
+        ok = (yy < H) & (xx < W)
+        res = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+        out = res.to(tl.float32) + res_scale * acc
+        tl.store(
+            out_image + (yy * soh + xx * sow)[:, None] + offs_c[None, :] * soc,
+            out.to(res.dtype),
+            mask=ok[:, None] & c_ok[None, :],
+        )

@@ -36,7 +36,7 @@ from torch import Tensor
 from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from .dot import bias_rows, dot_precision, ones_column, padded_channels
-from .tiles import load_matrix, load_pixels, relu, tile_origin
+from .tiles import load_matrix, load_pixels, relu, slot_conv3x3_residual, tile_origin
 
 __all__ = [
     "FusedConfig",
@@ -116,28 +116,11 @@ def wdsr_a_block_fwd_kernel(
         )  # fmt: skip
         tl.debug_barrier()
         # The second convolution over the nine shifted windows of h, bias, scaled residual.
-        for oc in range(out_chunks):
-            p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
-            oy = p // TILE_W
-            ox = p - oy * TILE_W
-            acc = tl.dot(ones_column(OUT_CHUNK, x_ptr.dtype.element_ty),
-                         bias_rows(b2_ptr, offs_c, c_ok))  # fmt: skip
-            for tap in tl.static_range(9):
-                window = (oy + tap // 3) * HALO_W + ox + tap % 3
-                h = tl.load(scratch + window[:, None] * F_PAD + offs_f[None, :])
-                w2 = load_matrix(w2_ptr + tap, offs_f, f_ok, 9, offs_c, c_ok, F * 9)
-                acc = tl.dot(h, w2, acc, input_precision=DOT_PRECISION)
-            yy = y0 + oy
-            xx = x0 + ox
-            ok = (yy < H) & (xx < W)
-            res = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
-            out = res.to(tl.float32) + res_scale * acc
-            tl.store(
-                out_ptr + n.to(tl.int64) * son + (yy * soh + xx * sow)[:, None]
-                + offs_c[None, :] * soc,
-                out.to(res.dtype),
-                mask=ok[:, None] & c_ok[None, :],
-            )  # fmt: skip
+        slot_conv3x3_residual(
+            scratch, offs_f, f_ok, w2_ptr, b2_ptr, offs_c, c_ok,
+            x_image, sxc, sxh, sxw, out_ptr + n.to(tl.int64) * son, soc, soh, sow,
+            y0, x0, H, W, res_scale, out_chunks, F, F_PAD, TILE_W, OUT_CHUNK, DOT_PRECISION,
+        )  # fmt: skip
         tl.debug_barrier()  # the slot is rewritten by the next tile
 
 

@@ -40,7 +40,7 @@ from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from .dot import bias_rows, dot_precision, ones_column, padded_channels
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
 from .reduce import sum_rows
-from .tiles import load_matrix, load_pixels, relu, tile_origin
+from .tiles import load_matrix, load_pixels, relu, slot_conv3x3_residual, tile_origin
 
 __all__ = [
     "FusedBackwardConfig",
@@ -116,7 +116,6 @@ def wdsr_b_block_fwd_kernel(
     ``halo_chunks`` = ceil((TILE_H + 2) * (TILE_W + 2) / HALO_CHUNK) and ``out_chunks`` =
     TILE_H * TILE_W / OUT_CHUNK are runtime values so that the compiler keeps them as loops
     (the static cost report maps SASS loops to these trip counts)."""
-    HALO_W: tl.constexpr = TILE_W + 2
     pid = tl.program_id(0)
     tiles_per_image = tiles_h * tiles_w
     scratch = scratch_ptr + pid.to(tl.int64) * (halo_chunks * HALO_CHUNK * L_PAD)
@@ -134,28 +133,11 @@ def wdsr_b_block_fwd_kernel(
         )  # fmt: skip
         tl.debug_barrier()
         # The 3x3 convolution over the nine shifted windows of scratch, bias, scaled residual.
-        for oc in range(out_chunks):
-            p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
-            oy = p // TILE_W
-            ox = p - oy * TILE_W
-            acc = tl.dot(ones_column(OUT_CHUNK, x_ptr.dtype.element_ty),
-                         bias_rows(b3_ptr, offs_c, c_ok))  # fmt: skip
-            for tap in tl.static_range(9):
-                window = (oy + tap // 3) * HALO_W + ox + tap % 3
-                low = tl.load(scratch + window[:, None] * L_PAD + offs_l[None, :])
-                w3 = load_matrix(w3_ptr + tap, offs_l, l_ok, 9, offs_c, c_ok, L * 9)
-                acc = tl.dot(low, w3, acc, input_precision=DOT_PRECISION)
-            yy = y0 + oy
-            xx = x0 + ox
-            ok = (yy < H) & (xx < W)
-            res = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
-            out = res.to(tl.float32) + res_scale * acc
-            out_image = out_ptr + n.to(tl.int64) * son
-            tl.store(
-                out_image + (yy * soh + xx * sow)[:, None] + offs_c[None, :] * soc,
-                out.to(res.dtype),
-                mask=ok[:, None] & c_ok[None, :],
-            )
+        slot_conv3x3_residual(
+            scratch, offs_l, l_ok, w3_ptr, b3_ptr, offs_c, c_ok,
+            x_image, sxc, sxh, sxw, out_ptr + n.to(tl.int64) * son, soc, soh, sow,
+            y0, x0, H, W, res_scale, out_chunks, L, L_PAD, TILE_W, OUT_CHUNK, DOT_PRECISION,
+        )  # fmt: skip
         tl.debug_barrier()  # the slot is rewritten by the next tile
 
 
