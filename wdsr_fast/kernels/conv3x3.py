@@ -201,8 +201,6 @@ class WeightGradConfig:
     programs_per_sm: int
 
 
-
-
 def _channel_block(channels: int, cap: int) -> int:
     """Channels padded for ``tl.dot`` (power of two >= 16), at most ``cap`` per program."""
     return min(cap, padded_channels(channels))
@@ -218,29 +216,49 @@ def channels_vectorizable(t: Tensor) -> bool:
     )
 
 
-def forward_config(cin: int, cout: int, vectorizable: bool, dtype: torch.dtype) -> ForwardConfig:
+def forward_config(
+    cin: int, cout: int, vectorizable: bool, dtype: torch.dtype, precision: str
+) -> ForwardConfig:
     """Launch configuration of :func:`conv3x3_forward` for Cin -> Cout channels.
 
     ``vectorizable``: every tensor it reads and writes passes :func:`channels_vectorizable`:
     128-pixel tiles (4 x 32); otherwise each element needs its own address registers, so
     tiles are 64 pixels. At most 64 output channels per program and 32 input channels per
-    product (16 for full-precision float32, whose products hold whole operand rows in
-    registers). Zero register spills for all of them: see the ahead-of-time compile test."""
-    block_n = _channel_block(cout, 64)
-    block_k = _channel_block(cin, 32)
-    return ForwardConfig(4 if vectorizable else 2, 32, block_n, block_k, num_warps=8)
+    product; full-precision float32 products (``precision`` "ieee": FMA, whole operand rows
+    in registers) take 64-pixel tiles, 32 output and 16 input channels. Zero register spills
+    for all of them: see the ahead-of-time compile test."""
+    full_precision = dtype == torch.float32 and precision == "ieee"
+    block_n = _channel_block(cout, 32 if full_precision else 64)
+    block_k = _channel_block(cin, 16 if full_precision else 32)
+    tile_h = 4 if vectorizable and not full_precision else 2
+    return ForwardConfig(tile_h, 32, block_n, block_k, num_warps=8)
 
 
-def weight_grad_config(cin: int, cout: int, dtype: torch.dtype) -> WeightGradConfig:
-    """Launch configuration of :func:`conv3x3_weight_grad` for Cin -> Cout channels: 128-pixel
-    tiles (4 x 32) on 8 warps, output-channel blocks of up to 128 and input-channel blocks
-    sized so the three float32 accumulators hold at most 4096 values each (2048 for float32
-    operands, which take twice the registers); the wider of the two blocks is the products'
-    row dimension (tensor-core products want at least 64 rows)."""
-    block_co = _channel_block(cout, 128)
-    budget = 2048 if dtype == torch.float32 else 4096
+def weight_grad_config(
+    cin: int,
+    cout: int,
+    vectorizable: bool,
+    dtype: torch.dtype,
+    precision: str,
+    capability: tuple[int, int],
+) -> WeightGradConfig:
+    """Launch configuration of :func:`conv3x3_weight_grad` for Cin -> Cout channels on a GPU of
+    ``capability``, on 8 warps: pixel tiles of 128 (4 x 32) when x and grad_out pass
+    :func:`channels_vectorizable` and the products run on tensor cores, else of 64 (2 x 32:
+    per-element addresses, or full-precision float32 FMA products whose operands hold a whole
+    tile of pixels per thread); output-channel blocks of up to 128 and input-channel blocks
+    sized so the three float32 accumulators hold at most 4096 values each for 16-bit operands
+    on sm_90 (2048 on sm_80, whose mma.sync products keep their operands in registers; 1024
+    for float32 operands, which take twice the registers); the wider of the two blocks is the
+    products' row dimension (tensor-core products want at least 64 rows). Full-precision
+    float32 products take output-channel blocks of up to 64."""
+    full_precision = dtype == torch.float32 and precision == "ieee"
+    block_co = _channel_block(cout, 64 if full_precision else 128)
+    sixteen_bit_budget = 4096 if capability >= (9, 0) else 2048
+    budget = 1024 if dtype == torch.float32 else sixteen_bit_budget
     block_ci = _channel_block(cin, max(16, budget // block_co))
-    return WeightGradConfig(4, 32, block_co, block_ci, block_ci > block_co, 8, 2)
+    tile_h = 4 if vectorizable and not full_precision else 2
+    return WeightGradConfig(tile_h, 32, block_co, block_ci, block_ci > block_co, 8, 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +298,8 @@ def conv3x3_forward(
     for name, t in (("x", x), ("relu_mask", relu_mask), ("residual", residual)):
         if t is not None:
             launch.check_image_extent(name, t)
-    cfg = forward_config(cin, cout, all(channels_vectorizable(t) for t in operands), x.dtype)
+    vectorizable = all(channels_vectorizable(t) for t in operands)
+    cfg = forward_config(cin, cout, vectorizable, x.dtype, dot_precision(x.dtype))
     mask = relu_mask if relu_mask is not None else y
     res = residual if residual is not None else y
     tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
@@ -340,7 +359,9 @@ def conv3x3_weight_grad(
         raise ValueError(f"num_splits: expected a positive count, got {num_splits}")
     launch.check_image_extent("x", x)
     launch.check_image_extent("grad_out", grad_out)
-    cfg = weight_grad_config(cin, cout, x.dtype)
+    vectorizable = channels_vectorizable(x) and channels_vectorizable(grad_out)
+    capability = launch.device_capability(x.device)
+    cfg = weight_grad_config(cin, cout, vectorizable, x.dtype, dot_precision(x.dtype), capability)
     tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
     tiles = n * tiles_h * tiles_w
     grid_rows = 3 * triton.cdiv(cin, cfg.block_ci)
