@@ -11,14 +11,17 @@
 // three rows over two more columns on each side. Both are kept as rings of three zero-padded
 // rows (cpu_row_ring.h): x rows copied from the input, h rows computed by the 3x3 convolution
 // of the x ring (cpu_gemm.h, conv3x3_row) followed by relu(h + b1), zero outside the image (the
-// second convolution's padding). An output row is the 3x3 convolution of the h ring into the output
-// followed by out = x + res_scale * (out + b2). The F-wide h never leaves the thread's cache.
+// second convolution's padding). An output row is the 3x3 convolution of the h ring into the
+// output followed by out = x + res_scale * (out + b2) (cpu_block_output.h). The F-wide h never
+// leaves the thread's cache.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "cpu_block_checks.h"
+#include "cpu_block_output.h"
 #include "cpu_gemm.h"
 #include "cpu_output_pool.h"
 #include "cpu_row_ring.h"
@@ -94,39 +97,23 @@ void run_band(const BlockA& blk, const float* x, float* out, int64_t height, int
     });
   };
   auto fill_h = [&](int64_t row, float* dst) { wide_row(blk, width, strip, row, x_rows, dst); };
-
-  for (int64_t r = band.take_row(); r >= 0; r = band.take_row()) {
-    const float* rows[3];
-    for (int64_t dy = 0; dy < 3; ++dy) rows[dy] = h_ring.get(r - 1 + dy, fill_h);
-    const int64_t offset = ((strip.image * height + r) * width + strip.col_begin) * blk.c;
-    cpu::conv3x3_row(out + offset, blk.c, rows, cols, blk.f, blk.c,
-                     blk.w2.const_data_ptr<float>());
-    cpu::residual_rows(out + offset, x + offset, cols, blk.c, blk.b2.const_data_ptr<float>(),
-                       blk.res_scale);
-  }
+  cpu::residual_conv3x3_rows(band, h_ring, fill_h, x, out, height, width, blk.f, blk.c,
+                             blk.w2.const_data_ptr<float>(), blk.b2.const_data_ptr<float>(),
+                             blk.res_scale);
 }
 
-void check_weight(const at::Tensor& t, const char* name, at::IntArrayRef shape) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat,
-              "wdsr_a_block_cpu: ", name, " must be a float32 CPU tensor, got ", t.scalar_type(),
-              " on ", t.device());
-  TORCH_CHECK(t.sizes() == shape, "wdsr_a_block_cpu: ", name, " must have shape ", shape,
-              ", got ", t.sizes());
-}
+constexpr const char* kOp = "wdsr_a_block_cpu";
 
 at::Tensor wdsr_a_block_cpu(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1,
                             const at::Tensor& w2, const at::Tensor& b2, double res_scale) {
-  TORCH_CHECK(x.dim() == 4, "wdsr_a_block_cpu: x must be 4-D (N, C, H, W), got ", x.sizes());
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat,
-              "wdsr_a_block_cpu: x must be a float32 CPU tensor, got ", x.scalar_type(), " on ",
-              x.device());
-  TORCH_CHECK(w1.dim() == 4, "wdsr_a_block_cpu: w1 must be 4-D");
+  cpu::check_block_input(kOp, x);
+  TORCH_CHECK(w1.dim() == 4, kOp, ": w1 must be 4-D");
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t f = w1.size(0);
-  check_weight(w1, "w1", {f, c, 3, 3});
-  check_weight(b1, "b1", {f});
-  check_weight(w2, "w2", {c, f, 3, 3});
-  check_weight(b2, "b2", {c});
+  cpu::check_block_weight(kOp, w1, "w1", {f, c, 3, 3});
+  cpu::check_block_weight(kOp, b1, "b1", {f});
+  cpu::check_block_weight(kOp, w2, "w2", {c, f, 3, 3});
+  cpu::check_block_weight(kOp, b2, "b2", {c});
 
   const at::Tensor xc = x.contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor out = cpu::empty_reusing(xc.sizes(), at::MemoryFormat::ChannelsLast);

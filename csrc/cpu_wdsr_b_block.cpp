@@ -13,8 +13,8 @@
 // rows of a matrix):
 //   wide = x W1^T  (pixels x E), then relu(wide + b1) in place,
 //   l    = [wide, 1] [W2^T; b2]  (pixels x L; the ones column adds b2),
-// and an output row is the 3x3 convolution of the ring's rows (cpu_gemm.h, conv3x3_row) into
-// the output followed by out = x + res_scale * (out + b3). The E-wide activation of one strip
+// and an output row is the 3x3 convolution of the ring's rows into the output followed by
+// out = x + res_scale * (out + b3) (cpu_block_output.h). The E-wide activation of one strip
 // row and the low-rank ring stay in the thread's L2 cache; only x is read and out written.
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cpu_block_checks.h"
+#include "cpu_block_output.h"
 #include "cpu_gemm.h"
 #include "cpu_output_pool.h"
 #include "cpu_row_ring.h"
@@ -81,42 +83,26 @@ void run_band(const BlockB& blk, const float* x, float* out, int64_t height, int
   auto fill = [&](int64_t row, float* dst) {
     low_rank_row(blk, x, height, width, strip, row, wide, dst);
   };
-
-  for (int64_t r = band.take_row(); r >= 0; r = band.take_row()) {
-    const float* rows[3];
-    for (int64_t dy = 0; dy < 3; ++dy) rows[dy] = ring.get(r - 1 + dy, fill);
-    const int64_t offset = ((strip.image * height + r) * width + strip.col_begin) * blk.c;
-    cpu::conv3x3_row(out + offset, blk.c, rows, cols, blk.l, blk.c,
-                     blk.w3.const_data_ptr<float>());
-    cpu::residual_rows(out + offset, x + offset, cols, blk.c, blk.b3.const_data_ptr<float>(),
-                       blk.res_scale);
-  }
+  cpu::residual_conv3x3_rows(band, ring, fill, x, out, height, width, blk.l, blk.c,
+                             blk.w3.const_data_ptr<float>(), blk.b3.const_data_ptr<float>(),
+                             blk.res_scale);
 }
 
-void check_weight(const at::Tensor& t, const char* name, at::IntArrayRef shape) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat,
-              "wdsr_b_block_cpu: ", name, " must be a float32 CPU tensor, got ", t.scalar_type(),
-              " on ", t.device());
-  TORCH_CHECK(t.sizes() == shape, "wdsr_b_block_cpu: ", name, " must have shape ", shape,
-              ", got ", t.sizes());
-}
+constexpr const char* kOp = "wdsr_b_block_cpu";
 
 at::Tensor wdsr_b_block_cpu(const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1,
                             const at::Tensor& w2, const at::Tensor& b2, const at::Tensor& w3,
                             const at::Tensor& b3, double res_scale) {
-  TORCH_CHECK(x.dim() == 4, "wdsr_b_block_cpu: x must be 4-D (N, C, H, W), got ", x.sizes());
-  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat,
-              "wdsr_b_block_cpu: x must be a float32 CPU tensor, got ", x.scalar_type(), " on ",
-              x.device());
-  TORCH_CHECK(w1.dim() == 4 && w2.dim() == 4, "wdsr_b_block_cpu: w1 and w2 must be 4-D");
+  cpu::check_block_input(kOp, x);
+  TORCH_CHECK(w1.dim() == 4 && w2.dim() == 4, kOp, ": w1 and w2 must be 4-D");
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t e = w1.size(0), l = w2.size(0);
-  check_weight(w1, "w1", {e, c, 1, 1});
-  check_weight(b1, "b1", {e});
-  check_weight(w2, "w2", {l, e, 1, 1});
-  check_weight(b2, "b2", {l});
-  check_weight(w3, "w3", {c, l, 3, 3});
-  check_weight(b3, "b3", {c});
+  cpu::check_block_weight(kOp, w1, "w1", {e, c, 1, 1});
+  cpu::check_block_weight(kOp, b1, "b1", {e});
+  cpu::check_block_weight(kOp, w2, "w2", {l, e, 1, 1});
+  cpu::check_block_weight(kOp, b2, "b2", {l});
+  cpu::check_block_weight(kOp, w3, "w3", {c, l, 3, 3});
+  cpu::check_block_weight(kOp, b3, "b3", {c});
 
   const at::Tensor xc = x.contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor out = cpu::empty_reusing(xc.sizes(), at::MemoryFormat::ChannelsLast);
