@@ -73,6 +73,10 @@ def extension_modules() -> tuple[list, dict]:
     # Python's compiler flags carry -g; a release build drops debug info (-g0) and symbols (-s).
     cxx_flags = ["-O3"] + ([] if debug else ["-g0"])
     link_flags = [] if debug else ["-s"]
+    if torch.backends.openmp.is_available() and sys.platform.startswith("linux"):
+        # at::parallel_for is inline OpenMP code: without -fopenmp it runs on one thread.
+        cxx_flags.append("-fopenmp")
+        link_flags.append("-fopenmp")
     define_macros: list[tuple[str, str]] = []
     if choice.use_cuda:
         archs = os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCHS)

@@ -5,10 +5,8 @@
 #include <c10/util/ParallelGuard.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
 #include <exception>
-#include <memory>
 #include <mutex>
 
 #include "cpu_gemm.h"
@@ -22,19 +20,14 @@ constexpr int64_t kMinStolenRows = 2;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// What the threads of one run_strips call share. A pool task that starts after every row was
-// handed out finds no band and leaves: it holds the state (shared_ptr) but never touches the
-// caller's strips or body, which live until the caller has seen every row done.
+// What the threads of one run_strips call share.
 struct Work {
   const std::function<void(Band&)>* body;
-  int64_t total_rows;
   std::atomic<size_t> next_band{0};
   std::vector<Band*> initial;  // the bands made before any thread starts
   std::deque<Band> bands;      // initial bands, then stolen ones; appended under `mutex`
   std::mutex mutex;
-  std::condition_variable all_done;
-  int64_t done_rows = 0;            // guarded by mutex
-  std::exception_ptr first_error;   // guarded by mutex
+  std::exception_ptr first_error;  // guarded by mutex
 
   // An initial band nobody has started, else the bottom half of the rows not yet handed out
   // of the band with the most of them, else nullptr.
@@ -53,26 +46,22 @@ struct Work {
     return &bands.emplace_back(&victim->strip(), begin, end);
   }
 
-  void finished(int64_t rows, std::exception_ptr error) {
+  // Keeps the first error and hands out no more rows.
+  void failed(std::exception_ptr error) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (error && !first_error) {
-      first_error = error;
-      for (Band& band : bands) rows += band.drain();  // the rows left go to nobody
-    }
-    done_rows += rows;
-    if (done_rows == total_rows) all_done.notify_all();
+    if (first_error) return;
+    first_error = error;
+    for (Band& band : bands) band.drain();
   }
 
   void work() {
     c10::ParallelGuard in_parallel(true);  // PyTorch ops inside run single-threaded
     for (Band* band = next(); band != nullptr; band = next()) {
-      std::exception_ptr error;
       try {
         (*body)(*band);
       } catch (...) {
-        error = std::current_exception();
+        failed(std::current_exception());
       }
-      finished(band->taken(), error);  // a band runs in one body call
     }
   }
 };
@@ -85,10 +74,7 @@ int64_t Band::take_row() {
     const int64_t next = static_cast<int64_t>(rows >> 32);
     const int64_t end = static_cast<int64_t>(rows & 0xffffffffu);
     if (next >= end) return -1;
-    if (rows_.compare_exchange_weak(rows, pack(next + 1, end))) {
-      taken_.fetch_add(1, std::memory_order_relaxed);
-      return next;
-    }
+    if (rows_.compare_exchange_weak(rows, pack(next + 1, end))) return next;
   }
 }
 
@@ -142,20 +128,19 @@ void run_strips(const std::vector<Strip>& strips, int64_t height,
   if (count == 0 || height == 0) return;
   const int64_t threads = strip_threads();
   const int64_t parts = std::min(ceil_div(threads, count), height);
-  auto work = std::make_shared<Work>();
-  work->body = &body;
-  work->total_rows = count * height;
+  Work work;
+  work.body = &body;
   for (const Strip& strip : strips) {
     for (int64_t i = 0; i < parts; ++i) {
-      work->bands.emplace_back(&strip, height * i / parts, height * (i + 1) / parts);
+      work.bands.emplace_back(&strip, height * i / parts, height * (i + 1) / parts);
     }
   }
-  for (Band& band : work->bands) work->initial.push_back(&band);
-  for (int64_t t = 1; t < threads; ++t) at::launch([work] { work->work(); });
-  work->work();
-  std::unique_lock<std::mutex> lock(work->mutex);
-  work->all_done.wait(lock, [&] { return work->done_rows == work->total_rows; });
-  if (work->first_error) std::rethrow_exception(work->first_error);
+  for (Band& band : work.bands) work.initial.push_back(&band);
+  // One task per thread; each takes bands until none is left (grain 1: one task per chunk).
+  at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) work.work();
+  });
+  if (work.first_error) std::rethrow_exception(work.first_error);
 }
 
 }  // namespace cpu

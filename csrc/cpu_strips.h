@@ -9,7 +9,7 @@
 // takes the bottom half of the rows not yet started of the band with the most of them. A thread
 // slowed by a busy core thus hands work over to the others down to a few rows, instead of all
 // of them waiting for it, while a new band costs only its two halo rows. One parallel region
-// per block call, with no barrier inside.
+// per block call, on the threads PyTorch's own ops run on, with no barrier inside but its end.
 #pragma once
 
 #include <atomic>
@@ -46,13 +46,10 @@ class Band {
   // The next row, or -1 when the band is exhausted.
   int64_t take_row();
 
-  // Rows handed out so far.
-  int64_t taken() const { return taken_.load(std::memory_order_relaxed); }
-
   // Rows not yet handed out.
   int64_t remaining() const;
 
-  // Hands out no more rows; returns how many were left (not counted as taken).
+  // Hands out no more rows; returns how many were left.
   int64_t drain();
 
   // Cuts off the bottom half of the rows not yet handed out, if there are at least
@@ -66,7 +63,6 @@ class Band {
 
   const Strip* strip_;
   std::atomic<uint64_t> rows_;  // next row << 32 | end row
-  std::atomic<int64_t> taken_{0};
 };
 
 // The threads run_strips uses: at::get_num_threads(), or 1 inside another parallel region or
@@ -74,9 +70,10 @@ class Band {
 int64_t strip_threads();
 
 // Runs body(band) until every row of every strip of `height` rows has been handed out and
-// computed; body takes rows with band.take_row() until it returns -1. Threads: the caller and
-// up to strip_threads() - 1 tasks of PyTorch's inter-op pool (at::launch); the caller works
-// too, so the call finishes even when the pool is busy (or is the caller). Rethrows the first
+// computed; body takes rows with band.take_row() until it returns -1. Threads: one task per
+// strip_threads() on PyTorch's intra-op pool (at::parallel_for; the OpenMP threads that the
+// surrounding PyTorch ops use, awake and waiting for work, and the caller among them). A
+// thread that starts late finds its band taken over and leaves at once. Rethrows the first
 // error of a body (the rows left are then skipped).
 void run_strips(const std::vector<Strip>& strips, int64_t height,
                 const std::function<void(Band&)>& body);
