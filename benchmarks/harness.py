@@ -13,7 +13,6 @@ a speed); the ``triton`` provider needs CUDA.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -78,8 +77,9 @@ def run(
     return benchmark.pedantic(timed, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
 
 
-@functools.cache
 def device_name() -> str:
+    """The GPU's name, or the CPU with the thread count in force now (not cached: the CPU
+    suites change it)."""
     if ON_GPU:
         return torch.cuda.get_device_name()
     return f"CPU ({torch.get_num_threads()} threads)"
