@@ -241,21 +241,26 @@ def weight_grad_config(
     dtype: torch.dtype,
     precision: str,
     capability: tuple[int, int],
+    triton_version: tuple[int, int],
 ) -> WeightGradConfig:
     """Launch configuration of :func:`conv3x3_weight_grad` for Cin -> Cout channels on a GPU of
-    ``capability``, on 8 warps: pixel tiles of 128 (4 x 32) when x and grad_out pass
-    :func:`channels_vectorizable` and the products run on tensor cores, else of 64 (2 x 32:
-    per-element addresses, or full-precision float32 FMA products whose operands hold a whole
-    tile of pixels per thread); output-channel blocks of up to 128 and input-channel blocks
-    sized so the three float32 accumulators hold at most 4096 values each for 16-bit operands
-    on sm_90 (2048 on sm_80, whose mma.sync products keep their operands in registers; 1024
-    for float32 operands, which take twice the registers); the wider of the two blocks is the
-    products' row dimension (tensor-core products want at least 64 rows). Full-precision
-    float32 products take output-channel blocks of up to 64."""
+    ``capability``, compiled by Triton ``triton_version``, on 8 warps: pixel tiles of 128 (4 x
+    32) when x and grad_out pass :func:`channels_vectorizable` and the products run on tensor
+    cores, else of 64 (2 x 32: per-element addresses, or full-precision float32 FMA products
+    whose operands hold a whole tile of pixels per thread); output-channel blocks of up to 128
+    and input-channel blocks sized so the three float32 accumulators hold at most 4096 values
+    each for 16-bit operands on sm_90 (2048 on sm_80, whose mma.sync products keep their
+    operands in registers; 1024 for float32 operands, which take twice the registers); the
+    wider of the two blocks is the products' row dimension (tensor-core products want at least
+    64 rows). Full-precision float32 products take output-channel blocks of up to 64, and so
+    do all products on Tritons before 3.7, with half the accumulator budget."""
     full_precision = dtype == torch.float32 and precision == "ieee"
-    block_co = _channel_block(cout, 64 if full_precision else 128)
+    older_triton = triton_version < launch.TIGHT_REGISTERS_SINCE
+    block_co = _channel_block(cout, 64 if full_precision or older_triton else 128)
     sixteen_bit_budget = 4096 if capability >= (9, 0) else 2048
     budget = 1024 if dtype == torch.float32 else sixteen_bit_budget
+    if older_triton:
+        budget //= 2
     block_ci = _channel_block(cin, max(16, budget // block_co))
     tile_h = 4 if vectorizable and not full_precision else 2
     return WeightGradConfig(tile_h, 32, block_co, block_ci, block_ci > block_co, 8, 2)
@@ -361,7 +366,10 @@ def conv3x3_weight_grad(
     launch.check_image_extent("grad_out", grad_out)
     vectorizable = channels_vectorizable(x) and channels_vectorizable(grad_out)
     capability = launch.device_capability(x.device)
-    cfg = weight_grad_config(cin, cout, vectorizable, x.dtype, dot_precision(x.dtype), capability)
+    cfg = weight_grad_config(
+        cin, cout, vectorizable, x.dtype, dot_precision(x.dtype), capability,
+        launch.triton_version(),
+    )  # fmt: skip
     tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
     tiles = n * tiles_h * tiles_w
     grid_rows = 3 * triton.cdiv(cin, cfg.block_ci)

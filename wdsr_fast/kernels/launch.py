@@ -1,25 +1,29 @@
-"""Host-side helpers shared by the launchers: buffer allocation and the device's size.
+"""Host-side helpers shared by the launchers: buffer allocation, the device's size and the
+compiler's version.
 
 Every buffer a launcher hands to a kernel is allocated by :func:`empty` (tests fill those
 buffers with NaN to catch elements a kernel fails to write). Grids that spread work over the
 device size it with :func:`multiprocessor_count`, tile choices may depend on
-:func:`device_capability`; the ahead-of-time tooling, which replays launches without a GPU,
-sets those of the GPU it compiles for (:data:`simulated_device`).
+:func:`device_capability` and on :func:`triton_version`; the ahead-of-time tooling, which
+replays launches without a GPU, sets the GPU it compiles for (:data:`simulated_device`).
 """
 
 from __future__ import annotations
 
 import torch
+import triton
 from torch import Tensor
 
 __all__ = [
     "INDEX_LIMIT",
+    "TIGHT_REGISTERS_SINCE",
     "check_image_extent",
     "device_capability",
     "empty",
     "image_extent",
     "multiprocessor_count",
     "simulated_device",
+    "triton_version",
 ]
 
 # The GPU assumed for non-CUDA tensors, when set (``{"multiprocessors": n, "capability": (9,
@@ -52,6 +56,18 @@ def device_capability(device: torch.device) -> tuple[int, int]:
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)
     return tuple(simulated_device.get("capability", _INTERPRETER_CAPABILITY))  # type: ignore[return-value]
+
+
+# Tritons before 3.7 need more registers for the same tile: some tiles tuned on 3.7 and later
+# spill there, so the tile choices take smaller ones below this version (spill-free on Triton
+# 3.2 and 3.6 as on 3.8: see the ahead-of-time compile test, run under each in CI).
+TIGHT_REGISTERS_SINCE = (3, 7)
+
+
+def triton_version() -> tuple[int, int]:
+    """(major, minor) of the installed Triton, which compiles the kernels."""
+    major, minor = triton.__version__.split(".")[:2]
+    return int(major), int(minor)
 
 
 # Kernels index within one image in int32 (fewer registers); the batch offset is 64-bit.

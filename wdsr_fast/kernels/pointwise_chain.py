@@ -287,6 +287,10 @@ _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] 
         "ieee": ((32, (16, 16, 8, 2)), (128, (16, 16, 4, 1)), (0, (16, 16, 8, 1))),
     },
 }  # fmt: skip
+# Rows that replace those of _TILES on Tritons before 3.7, which spill registers on the latter.
+_OLDER_TRITON_TILES: dict[tuple[str, str], tuple[tuple[int, tuple[int, int, int, int]], ...]] = {
+    ("weight_grad", "tf32"): ((32, (32, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
+}  # fmt: skip
 STAGES = tuple(_TILES)
 
 
@@ -296,13 +300,22 @@ def dot_kind(dtype: torch.dtype, precision: str) -> str:
 
 
 def chain_config(
-    stage: str, channels: int, low: int, dtype: torch.dtype, precision: str
+    stage: str,
+    channels: int,
+    low: int,
+    dtype: torch.dtype,
+    precision: str,
+    triton_version: tuple[int, int],
 ) -> ChainConfig:
     """Launch configuration of one chain kernel (``stage`` in :data:`STAGES`) for C =
-    ``channels``, L = ``low``, operands of ``dtype`` and ``tl.dot`` input ``precision``."""
+    ``channels``, L = ``low``, operands of ``dtype`` and ``tl.dot`` input ``precision``,
+    compiled by Triton ``triton_version``."""
     c_pad, l_pad = padded_channels(channels), padded_channels(low)
     widest = max(c_pad, l_pad)
-    rows = _TILES[stage][dot_kind(dtype, precision)]
+    kind = dot_kind(dtype, precision)
+    rows = _TILES[stage][kind]
+    if triton_version < launch.TIGHT_REGISTERS_SINCE:
+        rows = _OLDER_TRITON_TILES.get((stage, kind), rows)
     tile = next(tile for limit, tile in rows if widest <= limit or limit == 0)
     return ChainConfig(c_pad, l_pad, *tile)
 
@@ -333,7 +346,7 @@ def pointwise_chain_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: T
     if n_pixels == 0:
         return out
     precision = dot_precision(x.dtype)
-    cfg = chain_config("forward", c, low, x.dtype, precision)
+    cfg = chain_config("forward", c, low, x.dtype, precision, launch.triton_version())
     grid = (triton.cdiv(n_pixels, cfg.block_p),)
     pointwise_chain_fwd_kernel[grid](
         x, w1m, b1, w2m, b2, out,
@@ -372,14 +385,14 @@ def pointwise_chain_backward(
     n_pixels = n * h * w
     precision = dot_precision(x.dtype)
     partial_row = e * c + low * e + e + low
-    wcfg = chain_config("weight_grad", c, low, x.dtype, precision)
+    wcfg = chain_config("weight_grad", c, low, x.dtype, precision, launch.triton_version())
     n_chunks = triton.cdiv(e, wcfg.block_e)
     n_groups = _weight_grad_groups(triton.cdiv(n_pixels, wcfg.block_p), n_chunks, x.device)
     partials = launch.empty((n_groups, partial_row), torch.float32, x.device)
     if n_pixels == 0:
         partials.zero_()
     else:
-        icfg = chain_config("input_grad", c, low, x.dtype, precision)
+        icfg = chain_config("input_grad", c, low, x.dtype, precision, launch.triton_version())
         gres = grad_residual if grad_residual is not None else x
         pointwise_chain_bwd_input_kernel[(triton.cdiv(n_pixels, icfg.block_p),)](
             x, grad_low, gres, w1m, b1, w2m, dx,

@@ -143,12 +143,15 @@ def forward_config(
     block_feats: int,
     dtype: torch.dtype,
     capability: tuple[int, int],
+    triton_version: tuple[int, int],
     channels_innermost: bool = True,
 ) -> FusedConfig | None:
     """Launch configuration of the fused forward for C = ``channels``, F = ``block_feats``
     (padded widths at most 32 and 128), 16-bit operands with contiguous channels
-    (``channels_innermost``), on a GPU of ``capability``; None otherwise (the two-kernel
-    forward runs then: wider tiles, float32 operands or per-element addresses would spill).
+    (``channels_innermost``), on a GPU of ``capability``, compiled by Triton
+    ``triton_version``; None otherwise (the two-kernel forward runs then: wider tiles, float32
+    operands or per-element addresses would spill, and so does sm_80's tile on Tritons before
+    3.7).
 
     16 x 16 tiles: the halo's 128-pixel chunks are 1.5x the tile (a slot of 384 pixels x F,
     96 KB for F = 128 in 16-bit, two programs per SM); 128-pixel output chunks on 8 warps;
@@ -158,6 +161,8 @@ def forward_config(
     if padded_channels(channels) > 32 or padded_channels(block_feats) > 128:
         return None
     if dtype == torch.float32 or not channels_innermost:
+        return None
+    if capability < (9, 0) and triton_version < launch.TIGHT_REGISTERS_SINCE:
         return None
     block_f = 64 if capability >= (9, 0) else 32
     return FusedConfig(16, 16, 128, 128, block_f, num_warps=8, programs_per_sm=2)
@@ -172,7 +177,7 @@ def wdsr_a_block_forward(
     f = w1.shape[0]
     precision = dot_precision(x.dtype)
     capability = launch.device_capability(x.device)
-    cfg = forward_config(c, f, x.dtype, capability, x.stride(1) == 1)
+    cfg = forward_config(c, f, x.dtype, capability, launch.triton_version(), x.stride(1) == 1)
     if cfg is None:
         wide = conv3x3_forward(x, w1, b1, relu=True)
         return conv3x3_forward(wide, w2, b2, residual=x, res_scale=res_scale)

@@ -28,7 +28,7 @@ weights contiguous, one dtype and device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import triton
@@ -438,24 +438,29 @@ def forward_config(
     dtype: torch.dtype,
     precision: str,
     capability: tuple[int, int],
+    triton_version: tuple[int, int],
     channels_innermost: bool = True,
 ) -> FusedForwardConfig | None:
     """Launch configuration of the fused forward for C = ``channels``, L = ``low``, operands of
-    ``dtype`` with ``tl.dot`` ``precision``, on a GPU of ``capability``, activations whose
-    channels are (``channels_innermost``) or are not contiguous; None where tiles of more than
-    32 channels would spill registers -- in float32, or when channels are not contiguous (every
-    element then needs its own address) -- and the two-kernel forward runs then.
+    ``dtype`` with ``tl.dot`` ``precision``, on a GPU of ``capability``, compiled by Triton
+    ``triton_version``, activations whose channels are (``channels_innermost``) or are not
+    contiguous; None where tiles of more than 32 channels would spill registers -- in float32,
+    or when channels are not contiguous (every element then needs its own address) -- and the
+    two-kernel forward runs then.
 
     16 x 32 tiles (the halo's chunks are 1.25x the tile), two programs per SM, 8 warps.
     16-bit and TF32 operands: 128-pixel chunks, 64 wide channels at a time for 16-bit operands
     of at most 32 channels on sm_90, else 32 (the default block: at most 128 registers per
     thread, 25% occupancy, on sm_80 and sm_90). Full-precision float32 (FMA products hold whole
-    operand rows in registers): 64-pixel chunks, 16 wide channels. Zero spills for all of
-    them: see the ahead-of-time compile test."""
+    operand rows in registers): 64-pixel chunks, 16 wide channels, on Triton 3.7 and later
+    (older ones spill there at any chunk size: the two-kernel forward runs). Zero spills for
+    all of them: see the ahead-of-time compile test."""
     widest = max(padded_channels(channels), padded_channels(low))
     if widest > 32 and (dtype == torch.float32 or not channels_innermost):
         return None
     if dtype == torch.float32 and precision == "ieee":
+        if triton_version < launch.TIGHT_REGISTERS_SINCE:
+            return None
         return FusedForwardConfig(16, 32, 64, 64, 16, 8, num_stages=1, programs_per_sm=2)
     wide_slice = dtype != torch.float32 and widest <= 32 and capability >= (9, 0)
     block_e = 64 if wide_slice else 32
@@ -478,7 +483,9 @@ def wdsr_b_block_forward(
     e, low = w1.shape[0], w2.shape[0]
     precision = dot_precision(x.dtype)
     capability = launch.device_capability(x.device)
-    cfg = forward_config(c, low, x.dtype, precision, capability, x.stride(1) == 1)
+    cfg = forward_config(
+        c, low, x.dtype, precision, capability, launch.triton_version(), x.stride(1) == 1
+    )
     if cfg is None:
         chain = pointwise_chain_forward(x, w1, b1, w2, b2)
         return conv3x3_forward(chain, w3, b3, residual=x, res_scale=res_scale)
@@ -529,6 +536,7 @@ def backward_config(
     dtype: torch.dtype,
     precision: str,
     capability: tuple[int, int],
+    triton_version: tuple[int, int],
     channels_innermost: bool = True,
 ) -> FusedBackwardConfig | None:
     """Launch configuration of the fused backward (same arguments as :func:`forward_config`,
@@ -541,16 +549,19 @@ def backward_config(
     a 128-register cap (25% occupancy, no spills; bfloat16 conversions need more). sm_80's
     mma.sync keeps more operands in registers: there the tile kernel leaves dx and the chain's
     weight gradients to the pixel kernels (128-pixel tiles), which keeps every kernel free of
-    spills at the cost of reading x and dl again."""
+    spills at the cost of reading x and dl again. Tritons before 3.7 spill under the cap on
+    sm_90 (it is lifted there) and with 32 wide channels on sm_80 (16 there)."""
     widest = max(padded_channels(channels), padded_channels(low))
     if dtype == torch.float32 or widest > 32 or not channels_innermost:
         return None
-    tile = forward_config(channels, low, dtype, precision, capability)
+    tile = forward_config(channels, low, dtype, precision, capability, triton_version)
     assert tile is not None
-    tile = FusedForwardConfig(tile.tile_h, tile.tile_w, tile.halo_chunk, tile.out_chunk, 32,
-                              tile.num_warps, tile.num_stages, tile.programs_per_sm)  # fmt: skip
+    tight = triton_version >= launch.TIGHT_REGISTERS_SINCE
     if capability >= (9, 0):
-        return FusedBackwardConfig(tile, True, 16, 128 if dtype == torch.float16 else None)
+        tile = replace(tile, block_e=32)
+        cap = 128 if dtype == torch.float16 and tight else None
+        return FusedBackwardConfig(tile, True, 16, cap)
+    tile = replace(tile, block_e=32 if tight else 16)
     return FusedBackwardConfig(tile, False, 64, None)
 
 
@@ -596,7 +607,8 @@ def wdsr_b_block_backward(
     precision = dot_precision(x.dtype)
     capability = launch.device_capability(x.device)
     innermost = x.stride(1) == 1 and grad.stride(1) == 1
-    cfg = backward_config(c, low, x.dtype, precision, capability, innermost)
+    version = launch.triton_version()
+    cfg = backward_config(c, low, x.dtype, precision, capability, version, innermost)
     if cfg is None:
         return _composed_backward(grad, x, w1, b1, w2, b2, w3, res_scale)
     c_pad, l_pad = padded_channels(c), padded_channels(low)
