@@ -53,7 +53,7 @@ def relu(pre):
 
 @triton.jit
 def slot_conv3x3_residual(
-    slot, offs_k, k_ok, w_ptr, b_ptr, offs_c, c_ok,
+    slot, w_ptr, b_ptr, offs_c, c_ok,
     x_image, sxc, sxh, sxw, out_image, soc, soh, sow,
     y0, x0, H, W, res_scale, out_chunks,
     K: tl.constexpr, K_PAD: tl.constexpr, TILE_W: tl.constexpr, OUT_CHUNK: tl.constexpr,
@@ -63,8 +63,10 @@ def slot_conv3x3_residual(
     channels) is held in ``slot`` for the tile and its one-pixel halo ([halo pixel, K_PAD],
     row-major over a halo TILE_W + 2 wide, zero outside the image) and w is (C, K, 3, 3)
     contiguous: the nine shifted windows of the slot times W[:, :, tap], chunk by chunk of
-    OUT_CHUNK output pixels (``out_chunks`` of them), the bias as a ones-column product."""
+    OUT_CHUNK output pixels (``out_chunks`` of them), K channels at most 64 at a time (wider
+    operands cost registers), the bias as a ones-column product."""
     HALO_W: tl.constexpr = TILE_W + 2
+    K_BLOCK: tl.constexpr = K_PAD if K_PAD <= 64 else 64
     for oc in range(out_chunks):
         p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
         oy = p // TILE_W
@@ -73,9 +75,11 @@ def slot_conv3x3_residual(
                      bias_rows(b_ptr, offs_c, c_ok))  # fmt: skip
         for tap in tl.static_range(9):
             window = (oy + tap // 3) * HALO_W + ox + tap % 3
-            a = tl.load(slot + window[:, None] * K_PAD + offs_k[None, :])
-            w = load_matrix(w_ptr + tap, offs_k, k_ok, 9, offs_c, c_ok, K * 9)
-            acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
+            for k0 in tl.static_range(0, K_PAD, K_BLOCK):
+                kk = k0 + tl.arange(0, K_BLOCK)
+                a = tl.load(slot + window[:, None] * K_PAD + kk[None, :])
+                w = load_matrix(w_ptr + tap, kk, kk < K, 9, offs_c, c_ok, K * 9)
+                acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
         yy = y0 + oy
         xx = x0 + ox
         ok = (yy < H) & (xx < W)

@@ -36,7 +36,7 @@ from torch import Tensor
 from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from .dot import bias_rows, dot_precision, ones_column, padded_channels
-from .tiles import load_matrix, load_pixels, relu, slot_conv3x3_residual, tile_origin
+from .tiles import load_matrix, relu, slot_conv3x3_residual, tile_origin
 
 __all__ = [
     "FusedConfig",
@@ -64,16 +64,26 @@ def _wide_to_scratch(
         yy = y0 - 1 + hy
         xx = x0 - 1 + (q - hy * HALO_W)
         inside = (q < HALO_PIXELS) & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+        # A neighbour (dy, dx) of a pixel inside the image is inside unless it crosses an edge.
+        up, down = inside & (yy >= 1), inside & (yy + 1 < H)
+        pixel = yy * sxh + xx * sxw
         dtype = x_image.dtype.element_ty
         for f0 in tl.static_range(0, F_PAD, BLOCK_F):
             f = f0 + tl.arange(0, BLOCK_F)
             f_ok = f < F
             acc = tl.dot(ones_column(HALO_CHUNK, dtype), bias_rows(b1_ptr, f, f_ok))
             for tap in tl.static_range(9):
-                sy = yy + tap // 3 - 1
-                sx = xx + tap % 3 - 1
-                src_ok = inside & (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
-                window = load_pixels(x_image, sy, sx, src_ok, offs_c, c_ok, sxc, sxh, sxw)
+                src_ok = up if tap // 3 == 0 else (down if tap // 3 == 2 else inside)
+                if tap % 3 == 0:
+                    src_ok = src_ok & (xx >= 1)
+                if tap % 3 == 2:
+                    src_ok = src_ok & (xx + 1 < W)
+                shift = (tap // 3 - 1) * sxh + (tap % 3 - 1) * sxw
+                window = tl.load(
+                    x_image + (pixel + shift)[:, None] + offs_c[None, :] * sxc,
+                    mask=src_ok[:, None] & c_ok[None, :],
+                    other=0.0,
+                )
                 w1 = load_matrix(w1_ptr + tap, offs_c, c_ok, 9, f, f_ok, C * 9)
                 acc = tl.dot(window, w1, acc, input_precision=DOT_PRECISION)
             h = tl.where(inside[:, None], relu(acc.to(dtype)), 0.0)
@@ -83,7 +93,7 @@ def _wide_to_scratch(
 @triton.jit
 def wdsr_a_block_fwd_kernel(
     x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, scratch_ptr,
-    N, H, W, tiles_h, tiles_w, halo_chunks, out_chunks,
+    N, H, W, tiles_h, tiles_w, halo_chunks, out_chunks, programs,
     sxn, sxc, sxh, sxw,
     son, soc, soh, sow,
     res_scale,
@@ -92,21 +102,22 @@ def wdsr_a_block_fwd_kernel(
     HALO_CHUNK: tl.constexpr, OUT_CHUNK: tl.constexpr, BLOCK_F: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """Program p: tiles p, p + programs, ... of the N x tiles_h x tiles_w output tiles.
+    """Program p of ``programs``: tiles p, p + programs, ... of the N x tiles_h x tiles_w
+    output tiles.
 
     ``halo_chunks`` = ceil((TILE_H + 2) * (TILE_W + 2) / HALO_CHUNK) and ``out_chunks`` =
     TILE_H * TILE_W / OUT_CHUNK are runtime values so that the compiler keeps them as loops
-    (the static cost report maps SASS loops to these trip counts)."""
+    (the static cost report maps SASS loops to these trip counts). ``programs`` is an argument
+    rather than ``tl.num_programs(0)``: read from the constant bank, it holds no register
+    through the tile loop (under sm_90's 128-register cap that register was spilled)."""
     HALO_W: tl.constexpr = TILE_W + 2
     HALO_PIXELS: tl.constexpr = (TILE_H + 2) * HALO_W
     pid = tl.program_id(0)
     tiles_per_image = tiles_h * tiles_w
     scratch = scratch_ptr + pid.to(tl.int64) * (halo_chunks * HALO_CHUNK * F_PAD)
     offs_c = tl.arange(0, C_PAD)
-    offs_f = tl.arange(0, F_PAD)
     c_ok = offs_c < C
-    f_ok = offs_f < F
-    for tile in range(pid, N * tiles_per_image, tl.num_programs(0)):
+    for tile in range(pid, N * tiles_per_image, programs):
         n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         x_image = x_ptr + n.to(tl.int64) * sxn
         _wide_to_scratch(
@@ -117,7 +128,7 @@ def wdsr_a_block_fwd_kernel(
         tl.debug_barrier()
         # The second convolution over the nine shifted windows of h, bias, scaled residual.
         slot_conv3x3_residual(
-            scratch, offs_f, f_ok, w2_ptr, b2_ptr, offs_c, c_ok,
+            scratch, w2_ptr, b2_ptr, offs_c, c_ok,
             x_image, sxc, sxh, sxw, out_ptr + n.to(tl.int64) * son, soc, soh, sow,
             y0, x0, H, W, res_scale, out_chunks, F, F_PAD, TILE_W, OUT_CHUNK, DOT_PRECISION,
         )  # fmt: skip
@@ -126,8 +137,9 @@ def wdsr_a_block_fwd_kernel(
 
 @dataclass(frozen=True)
 class FusedConfig:
-    """Tile of the fused forward: output tile, halo and output chunks (pixels), warps, programs
-    per SM."""
+    """Tile of the fused forward: output tile, halo and output chunks (pixels), wide channels
+    at a time, warps, programs per SM, and at most ``max_registers`` registers per thread (None:
+    the compiler's choice)."""
 
     tile_h: int
     tile_w: int
@@ -136,6 +148,7 @@ class FusedConfig:
     block_f: int
     num_warps: int
     programs_per_sm: int
+    max_registers: int | None = None
 
 
 def forward_config(
@@ -154,18 +167,23 @@ def forward_config(
     3.7).
 
     16 x 16 tiles: the halo's 128-pixel chunks are 1.5x the tile (a slot of 384 pixels x F,
-    96 KB for F = 128 in 16-bit, two programs per SM); 128-pixel output chunks on 8 warps;
-    h computed 64 channels at a time on sm_90, 32 on sm_80. Zero spills (150 registers on
-    sm_90, 192 on sm_80: one program per SM is resident): see the ahead-of-time compile
+    96 KB for F = 128 in 16-bit); 128-pixel output chunks on 8 warps; two programs per SM. On
+    sm_90, h computed 64 channels at a time under a 128-register cap: both programs resident
+    (25% occupancy); older Tritons spill under the cap, so it is lifted there (one resident).
+    On sm_80, 32 channels at a time in about 192 registers (one resident: mma.sync keeps its
+    operands in registers, and a cap spills). Zero spills: see the ahead-of-time compile
     test."""
     if padded_channels(channels) > 32 or padded_channels(block_feats) > 128:
         return None
     if dtype == torch.float32 or not channels_innermost:
         return None
-    if capability < (9, 0) and triton_version < launch.TIGHT_REGISTERS_SINCE:
+    tight = triton_version >= launch.TIGHT_REGISTERS_SINCE
+    if capability >= (9, 0):
+        cap = 128 if tight else None
+        return FusedConfig(16, 16, 128, 128, 64, 8, programs_per_sm=2, max_registers=cap)
+    if not tight:
         return None
-    block_f = 64 if capability >= (9, 0) else 32
-    return FusedConfig(16, 16, 128, 128, block_f, num_warps=8, programs_per_sm=2)
+    return FusedConfig(16, 16, 128, 128, 32, 8, programs_per_sm=2)
 
 
 def wdsr_a_block_forward(
@@ -193,13 +211,13 @@ def wdsr_a_block_forward(
     scratch = launch.empty((programs, halo_chunks * cfg.halo_chunk, f_pad), x.dtype, x.device)
     wdsr_a_block_fwd_kernel[(programs,)](
         x, w1, b1, w2, b2, out, scratch,
-        n, h, w, tiles_h, tiles_w, halo_chunks, cfg.tile_h * cfg.tile_w // cfg.out_chunk,
+        n, h, w, tiles_h, tiles_w, halo_chunks, cfg.tile_h * cfg.tile_w // cfg.out_chunk, programs,
         *x.stride(), *out.stride(),
         float(res_scale),
         C=c, F=f, C_PAD=padded_channels(c), F_PAD=f_pad,
         TILE_H=cfg.tile_h, TILE_W=cfg.tile_w, HALO_CHUNK=cfg.halo_chunk,
         OUT_CHUNK=cfg.out_chunk, BLOCK_F=min(cfg.block_f, f_pad), DOT_PRECISION=precision,
-        num_warps=cfg.num_warps, num_stages=1,
+        num_warps=cfg.num_warps, num_stages=1, maxnreg=cfg.max_registers,
     )  # fmt: skip
     return out
 

@@ -134,7 +134,7 @@ def wdsr_b_block_fwd_kernel(
         tl.debug_barrier()
         # The 3x3 convolution over the nine shifted windows of scratch, bias, scaled residual.
         slot_conv3x3_residual(
-            scratch, offs_l, l_ok, w3_ptr, b3_ptr, offs_c, c_ok,
+            scratch, w3_ptr, b3_ptr, offs_c, c_ok,
             x_image, sxc, sxh, sxw, out_ptr + n.to(tl.int64) * son, soc, soh, sow,
             y0, x0, H, W, res_scale, out_chunks, L, L_PAD, TILE_W, OUT_CHUNK, DOT_PRECISION,
         )  # fmt: skip
