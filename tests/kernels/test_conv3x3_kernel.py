@@ -95,6 +95,23 @@ def test_forward_bias(cin, cout, n, h, w, layout, dtype):
     )
 
 
+@pytest.mark.skipif(HAS_CUDA, reason="chooses the launch configuration of a simulated GPU")
+@pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_forward_taps_loop_of_each_gpu_generation(capability, dtype, monkeypatch):
+    """sm_90 unrolls the taps' loop in the source, sm_80 leaves it rolled: both, with the
+    mask and residual epilogues, in the interpreter."""
+    monkeypatch.setitem(launch.simulated_device, "capability", capability)
+    n, cin, cout, h, w = 2, 32, 128, 9, 13
+    x = in_layout(rand(n, cin, h, w, dtype=dtype), "channels_last")
+    mask = torch.relu(rand(n, cout, h, w, dtype=dtype))
+    residual = rand(n, cout, h, w, dtype=dtype)
+    assert_forward_matches(
+        x, rand(cout, cin, 3, 3, dtype=dtype) / cin**0.5, rand(cout, dtype=dtype),
+        relu_mask=mask, residual=residual, res_scale=0.5,
+    )  # fmt: skip
+
+
 # Epilogue combinations, each on a shape with odd sizes and both layouts of its operands.
 EPILOGUES = [
     dict(relu=True),

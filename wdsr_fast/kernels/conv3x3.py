@@ -36,11 +36,33 @@ from torch import Tensor
 from . import launch
 from .dot import dot_precision, padded_channels
 from .reduce import sum_rows
-from .tiles import load_matrix, load_pixels, tile_origin
+from .tiles import load_matrix, load_pixels, tile_origin, tile_pixels
 
 # --------------------------------------------------------------------------------------------
 # Kernels
 # --------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _tap_product(
+    x_image, w_ptr, acc, tap, yy, xx, ok, co, co_ok, H, W,
+    sxc, sxh, sxw, swo, swi, swh, sww,
+    CIN: tl.constexpr, BLOCK_K: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """acc + the window of x shifted by tap (ky, kx) = (tap // 3, tap % 3) - 1 at the pixels
+    (yy, xx) times the weight's tap, [pixels, co], BLOCK_K input channels at a time; x is zero
+    outside the image."""
+    sy = yy + tap // 3 - 1
+    sx = xx + tap % 3 - 1
+    src_ok = ok & (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
+    w_tap = w_ptr + (tap // 3) * swh + (tap % 3) * sww
+    for k0 in tl.static_range(0, CIN, BLOCK_K):
+        ci = k0 + tl.arange(0, BLOCK_K)
+        ci_ok = ci < CIN
+        a = load_pixels(x_image, sy, sx, src_ok, ci, ci_ok, sxc, sxh, sxw)
+        b = load_matrix(w_tap, ci, ci_ok, swi, co, co_ok, swo)
+        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    return acc
 
 
 @triton.jit
@@ -57,30 +79,29 @@ def conv3x3_forward_kernel(
     HAS_BIAS: tl.constexpr, RELU: tl.constexpr, HAS_MASK: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    UNROLL_TAPS: tl.constexpr,
 ):  # fmt: skip
     """One tile of TILE_H x TILE_W pixels (program axis 0) by BLOCK_N output channels (axis 1)
     of y: the nine taps' shifted windows of x, BLOCK_K input channels at a time, times the
-    weight read through its strides, then ``scale`` and the epilogues."""
+    weight read through its strides, then ``scale`` and the epilogues. The taps' loop is
+    unrolled in the source if UNROLL_TAPS, else left to the compiler to unroll or not."""
     n, y0, x0 = tile_origin(tl.program_id(0), tiles_h * tiles_w, tiles_w, TILE_H, TILE_W)
     p = tl.arange(0, TILE_H * TILE_W)
-    yy = y0 + p // TILE_W
-    xx = x0 + p % TILE_W
-    ok = (yy < H) & (xx < W)
+    yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
     co = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     co_ok = co < COUT
     x_image = x_ptr + n.to(tl.int64) * sxn
     acc = tl.zeros((TILE_H * TILE_W, BLOCK_N), dtype=tl.float32)
-    for tap in tl.static_range(9):
-        sy = yy + tap // 3 - 1
-        sx = xx + tap % 3 - 1
-        src_ok = ok & (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
-        w_tap = w_ptr + (tap // 3) * swh + (tap % 3) * sww
-        for k0 in tl.static_range(0, CIN, BLOCK_K):
-            ci = k0 + tl.arange(0, BLOCK_K)
-            ci_ok = ci < CIN
-            a = load_pixels(x_image, sy, sx, src_ok, ci, ci_ok, sxc, sxh, sxw)
-            b = load_matrix(w_tap, ci, ci_ok, swi, co, co_ok, swo)
-            acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    if UNROLL_TAPS:
+        for tap in tl.static_range(9):
+            acc = _tap_product(x_image, w_ptr, acc, tap, yy, xx, ok, co, co_ok, H, W,
+                               sxc, sxh, sxw, swo, swi, swh, sww,
+                               CIN, BLOCK_K, INPUT_PRECISION)  # fmt: skip
+    else:
+        for tap in range(9):
+            acc = _tap_product(x_image, w_ptr, acc, tap, yy, xx, ok, co, co_ok, H, W,
+                               sxc, sxh, sxw, swo, swi, swh, sww,
+                               CIN, BLOCK_K, INPUT_PRECISION)  # fmt: skip
     acc = acc * scale
     out_ok = ok[:, None] & co_ok[None, :]
     if HAS_BIAS:
@@ -99,6 +120,17 @@ def conv3x3_forward_kernel(
 
 
 @triton.jit
+def _weight_grad_product(xs, g, acc, CI_MAJOR: tl.constexpr, INPUT_PRECISION: tl.constexpr):
+    """acc + xs^T g ([ci, co]) when CI_MAJOR, else acc + g^T xs ([co, ci]); xs [pixels, ci], g
+    [pixels, co]."""
+    if CI_MAJOR:
+        acc = tl.dot(tl.trans(xs), g, acc, input_precision=INPUT_PRECISION)
+    else:
+        acc = tl.dot(tl.trans(g), xs, acc, input_precision=INPUT_PRECISION)
+    return acc
+
+
+@triton.jit
 def conv3x3_weight_grad_kernel(
     x_ptr, g_ptr, part_ptr,
     N, H, W, tiles_h, tiles_w, row_len,
@@ -107,67 +139,74 @@ def conv3x3_weight_grad_kernel(
     CIN: tl.constexpr, COUT: tl.constexpr,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, CI_MAJOR: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
+    ONE_TAP_AT_A_TIME: tl.constexpr, INPUT_PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Partial sums of one kernel row ky, one block of output and one of input channels, over
     the tiles s, s + S, ... of the N x tiles_h x tiles_w tiles of TILE_H x TILE_W pixels, for
-    program (ky * ci_blocks + ci block, co block, s) of a (3 ci_blocks, co_blocks, S) grid:
+    program (ky * ci_blocks + ci block, co block, s) of a (3 ci_blocks + 1, co_blocks, S) grid:
 
         part[s, co * CIN * 9 + ci * 9 + ky * 3 + kx] = sum_p g[p, co] * x[p + (ky-1, kx-1), ci]
 
-    for kx = 0, 1, 2 (three accumulators: each g tile is read once for three taps); programs of
-    ky = 0 and the first input-channel block also write part[s, COUT * CIN * 9 + co] =
-    sum_p g[p, co]. x is zero outside the image."""
+    for kx = 0, 1, 2 (three accumulators: each g tile is read once for three taps). x is zero
+    outside the image. Programs of the last row (3 ci_blocks) write the bias gradient's partial
+    sums instead, part[s, COUT * CIN * 9 + co] = sum_p g[p, co]: apart, the products' programs
+    hold no bias sum in their registers."""
     ci_blocks = tl.cdiv(CIN, BLOCK_CI)
-    ky = tl.program_id(0) // ci_blocks
-    ci = (tl.program_id(0) - ky * ci_blocks) * BLOCK_CI + tl.arange(0, BLOCK_CI)
     co = tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    split = tl.program_id(2)
-    ci_ok = ci < CIN
     co_ok = co < COUT
-    p = tl.arange(0, TILE_H * TILE_W)
-    # Accumulators [ci, co] when CI_MAJOR (the larger side as the products' rows), else [co, ci].
-    ACC_SHAPE: tl.constexpr = (BLOCK_CI, BLOCK_CO) if CI_MAJOR else (BLOCK_CO, BLOCK_CI)
-    acc0 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
-    acc1 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
-    acc2 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
-    bias = tl.zeros((BLOCK_CO,), dtype=tl.float32)
-    tiles_per_image = tiles_h * tiles_w
-    for tile in range(split, N * tiles_per_image, tl.num_programs(2)):
-        n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
-        yy = y0 + p // TILE_W
-        xx = x0 + p % TILE_W
-        ok = (yy < H) & (xx < W)
-        g = load_pixels(g_ptr + n.to(tl.int64) * sgn, yy, xx, ok, co, co_ok, sgc, sgh, sgw)
-        x_image = x_ptr + n.to(tl.int64) * sxn
-        sy = yy + ky - 1
-        row_ok = ok & (sy >= 0) & (sy < H)
-        left = load_pixels(x_image, sy, xx - 1, row_ok & (xx >= 1), ci, ci_ok, sxc, sxh, sxw)
-        centre = load_pixels(x_image, sy, xx, row_ok, ci, ci_ok, sxc, sxh, sxw)
-        right = load_pixels(x_image, sy, xx + 1, row_ok & (xx + 1 < W), ci, ci_ok, sxc, sxh, sxw)
-        if CI_MAJOR:
-            acc0 = tl.dot(tl.trans(left), g, acc0, input_precision=INPUT_PRECISION)
-            acc1 = tl.dot(tl.trans(centre), g, acc1, input_precision=INPUT_PRECISION)
-            acc2 = tl.dot(tl.trans(right), g, acc2, input_precision=INPUT_PRECISION)
-        else:
-            gt = tl.trans(g)
-            acc0 = tl.dot(gt, left, acc0, input_precision=INPUT_PRECISION)
-            acc1 = tl.dot(gt, centre, acc1, input_precision=INPUT_PRECISION)
-            acc2 = tl.dot(gt, right, acc2, input_precision=INPUT_PRECISION)
-        if tl.program_id(0) == 0:
-            bias += tl.sum(g.to(tl.float32), axis=0)
+    split = tl.program_id(2)
     row = part_ptr + split.to(tl.int64) * row_len
-    if CI_MAJOR:
-        offs = ci[:, None] * 9 + co[None, :] * (CIN * 9) + ky * 3
-        ok = ci_ok[:, None] & co_ok[None, :]
+    p = tl.arange(0, TILE_H * TILE_W)
+    tiles_per_image = tiles_h * tiles_w
+    if tl.program_id(0) == 3 * ci_blocks:
+        bias = tl.zeros((TILE_H * TILE_W, BLOCK_CO), dtype=tl.float32)
+        for tile in range(split, N * tiles_per_image, tl.num_programs(2)):
+            n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+            yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
+            g_image = g_ptr + n.to(tl.int64) * sgn
+            bias += load_pixels(g_image, yy, xx, ok, co, co_ok, sgc, sgh, sgw).to(tl.float32)
+        tl.store(row + COUT * CIN * 9 + co, tl.sum(bias, axis=0), mask=co_ok)
     else:
-        offs = co[:, None] * (CIN * 9) + ci[None, :] * 9 + ky * 3
-        ok = co_ok[:, None] & ci_ok[None, :]
-    tl.store(row + offs, acc0, mask=ok)
-    tl.store(row + offs + 1, acc1, mask=ok)
-    tl.store(row + offs + 2, acc2, mask=ok)
-    if tl.program_id(0) == 0:
-        tl.store(row + COUT * CIN * 9 + co, bias, mask=co_ok)
+        ky = tl.program_id(0) // ci_blocks
+        ci = (tl.program_id(0) - ky * ci_blocks) * BLOCK_CI + tl.arange(0, BLOCK_CI)
+        ci_ok = ci < CIN
+        # Accumulators [ci, co] when CI_MAJOR (the larger side as the products' rows), else
+        # [co, ci].
+        ACC_SHAPE: tl.constexpr = (BLOCK_CI, BLOCK_CO) if CI_MAJOR else (BLOCK_CO, BLOCK_CI)
+        acc0 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
+        acc1 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
+        acc2 = tl.zeros(ACC_SHAPE, dtype=tl.float32)
+        for tile in range(split, N * tiles_per_image, tl.num_programs(2)):
+            n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
+            yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
+            g = load_pixels(g_ptr + n.to(tl.int64) * sgn, yy, xx, ok, co, co_ok, sgc, sgh, sgw)
+            x_image = x_ptr + n.to(tl.int64) * sxn
+            sy = yy + ky - 1
+            row_ok = ok & (sy >= 0) & (sy < H)
+            # ONE_TAP_AT_A_TIME: each product runs before the next tap's load (one operand tile
+            # in registers at a time); else the three loads come first.
+            x_left = load_pixels(x_image, sy, xx - 1, row_ok & (xx >= 1), ci, ci_ok, sxc, sxh,
+                                 sxw)  # fmt: skip
+            if ONE_TAP_AT_A_TIME:
+                acc0 = _weight_grad_product(x_left, g, acc0, CI_MAJOR, INPUT_PRECISION)
+            x_centre = load_pixels(x_image, sy, xx, row_ok, ci, ci_ok, sxc, sxh, sxw)
+            if ONE_TAP_AT_A_TIME:
+                acc1 = _weight_grad_product(x_centre, g, acc1, CI_MAJOR, INPUT_PRECISION)
+            x_right = load_pixels(x_image, sy, xx + 1, row_ok & (xx + 1 < W), ci, ci_ok, sxc,
+                                  sxh, sxw)  # fmt: skip
+            if not ONE_TAP_AT_A_TIME:
+                acc0 = _weight_grad_product(x_left, g, acc0, CI_MAJOR, INPUT_PRECISION)
+                acc1 = _weight_grad_product(x_centre, g, acc1, CI_MAJOR, INPUT_PRECISION)
+            acc2 = _weight_grad_product(x_right, g, acc2, CI_MAJOR, INPUT_PRECISION)
+        if CI_MAJOR:
+            offs = ci[:, None] * 9 + co[None, :] * (CIN * 9) + ky * 3
+            ok = ci_ok[:, None] & co_ok[None, :]
+        else:
+            offs = co[:, None] * (CIN * 9) + ci[None, :] * 9 + ky * 3
+            ok = co_ok[:, None] & ci_ok[None, :]
+        tl.store(row + offs, acc0, mask=ok)
+        tl.store(row + offs + 1, acc1, mask=ok)
+        tl.store(row + offs + 2, acc2, mask=ok)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,25 +217,28 @@ def conv3x3_weight_grad_kernel(
 @dataclass(frozen=True)
 class ForwardConfig:
     """Tile of the forward kernel: TILE_H x TILE_W pixels x BLOCK_N output channels, BLOCK_K
-    input channels per product, warps."""
+    input channels per product, whether the taps' loop is unrolled in the source, warps."""
 
     tile_h: int
     tile_w: int
     block_n: int
     block_k: int
+    unroll_taps: bool
     num_warps: int
 
 
 @dataclass(frozen=True)
 class WeightGradConfig:
     """Tile of the weight-gradient kernel: pixels (TILE_H x TILE_W, reduced) x output x input
-    channels, warps, and about how many programs per SM the splits aim for."""
+    channels, which of them are the products' rows, whether each tap's product runs before the
+    next tap's load, warps, and about how many programs per SM the splits aim for."""
 
     tile_h: int
     tile_w: int
     block_co: int
     block_ci: int
     ci_major: bool
+    one_tap_at_a_time: bool
     num_warps: int
     programs_per_sm: int
 
@@ -217,21 +259,38 @@ def channels_vectorizable(t: Tensor) -> bool:
 
 
 def forward_config(
-    cin: int, cout: int, vectorizable: bool, dtype: torch.dtype, precision: str
+    cin: int,
+    cout: int,
+    vectorizable: bool,
+    dtype: torch.dtype,
+    precision: str,
+    capability: tuple[int, int],
+    triton_version: tuple[int, int],
 ) -> ForwardConfig:
-    """Launch configuration of :func:`conv3x3_forward` for Cin -> Cout channels.
+    """Launch configuration of :func:`conv3x3_forward` for Cin -> Cout channels on a GPU of
+    ``capability``, compiled by Triton ``triton_version``.
 
     ``vectorizable``: every tensor it reads and writes passes :func:`channels_vectorizable`:
     128-pixel tiles (4 x 32); otherwise each element needs its own address registers, so
     tiles are 64 pixels. At most 64 output channels per program and 32 input channels per
     product; full-precision float32 products (``precision`` "ieee": FMA, whole operand rows
     in registers) take 64-pixel tiles, 32 output and 16 input channels. Zero register spills
-    for all of them: see the ahead-of-time compile test."""
+    for all of them: see the ahead-of-time compile test.
+
+    The taps' loop is unrolled in the source on sm_90, where a rolled loop waits for each
+    tap's asynchronous product (WDSR-A's convs: 1.55x the instructions), and for FMA products.
+    sm_80's tensor-core products leave it to the compiler: unrolled in the source, every
+    tap's operands are loaded ahead into registers (186-190 for WDSR-A's convs, one 8-warp
+    program per SM); left to the compiler (which unrolls or peels some taps), 128, two
+    programs per SM, for about 1.15x the instructions. Tritons before 3.7 unroll it in the
+    source everywhere (left to the compiler, a TF32 product spills there on sm_80)."""
     full_precision = dtype == torch.float32 and precision == "ieee"
     block_n = _channel_block(cout, 32 if full_precision else 64)
     block_k = _channel_block(cin, 16 if full_precision else 32)
     tile_h = 4 if vectorizable and not full_precision else 2
-    return ForwardConfig(tile_h, 32, block_n, block_k, num_warps=8)
+    older_triton = triton_version < launch.TIGHT_REGISTERS_SINCE
+    unroll_taps = capability >= (9, 0) or full_precision or older_triton
+    return ForwardConfig(tile_h, 32, block_n, block_k, unroll_taps, num_warps=8)
 
 
 def weight_grad_config(
@@ -244,26 +303,37 @@ def weight_grad_config(
     triton_version: tuple[int, int],
 ) -> WeightGradConfig:
     """Launch configuration of :func:`conv3x3_weight_grad` for Cin -> Cout channels on a GPU of
-    ``capability``, compiled by Triton ``triton_version``, on 8 warps: pixel tiles of 128 (4 x
-    32) when x and grad_out pass :func:`channels_vectorizable` and the products run on tensor
-    cores, else of 64 (2 x 32: per-element addresses, or full-precision float32 FMA products
-    whose operands hold a whole tile of pixels per thread); output-channel blocks of up to 128
-    and input-channel blocks sized so the three float32 accumulators hold at most 4096 values
-    each for 16-bit operands on sm_90 (2048 on sm_80, whose mma.sync products keep their
-    operands in registers; 1024 for float32 operands, which take twice the registers); the
-    wider of the two blocks is the products' row dimension (tensor-core products want at least
-    64 rows). Full-precision float32 products take output-channel blocks of up to 64, and so
-    do all products on Tritons before 3.7, with half the accumulator budget."""
+    ``capability``, compiled by Triton ``triton_version``, on 8 warps. Zero register spills for
+    every variant on every supported Triton: see the ahead-of-time compile test.
+
+    - Pixel tiles of 128 (4 x 32) when x and grad_out pass :func:`channels_vectorizable` and
+      the products run on tensor cores, else of 64 (2 x 32: per-element addresses, or
+      full-precision float32 FMA products whose operands hold a whole tile per thread).
+    - Output-channel blocks of up to 128; 64 for full-precision float32 products and on
+      Tritons before 3.7; 32 with per-element addresses.
+    - Input-channel blocks sized so the three float32 accumulators hold at most 4096 values
+      each for 16-bit operands on sm_90 (2048 on sm_80, whose mma.sync products keep their
+      operands in registers; 1024 for float32 operands; half of that before Triton 3.7). The
+      wider of the two blocks is the products' row dimension (tensor-core products want at
+      least 64 rows).
+    - Tensor-core products with output channels as rows run one tap at a time (load, product,
+      next load): with all three taps loaded first, WDSR-A's 32 -> 128 conv takes 137
+      registers on sm_90, one at a time 124. Elsewhere the three loads come first: the 128 ->
+      32 conv (input channels as rows) takes 104 registers that way and 134 one at a time, and
+      FMA products (and sm_80 before Triton 3.7) spill one at a time."""
     full_precision = dtype == torch.float32 and precision == "ieee"
     older_triton = triton_version < launch.TIGHT_REGISTERS_SINCE
-    block_co = _channel_block(cout, 64 if full_precision or older_triton else 128)
+    widest_co = 64 if full_precision or older_triton else 128
+    block_co = _channel_block(cout, widest_co if vectorizable else 32)
     sixteen_bit_budget = 4096 if capability >= (9, 0) else 2048
     budget = 1024 if dtype == torch.float32 else sixteen_bit_budget
     if older_triton:
         budget //= 2
     block_ci = _channel_block(cin, max(16, budget // block_co))
     tile_h = 4 if vectorizable and not full_precision else 2
-    return WeightGradConfig(tile_h, 32, block_co, block_ci, block_ci > block_co, 8, 2)
+    ci_major = block_ci > block_co
+    one_tap = not (full_precision or ci_major or older_triton)
+    return WeightGradConfig(tile_h, 32, block_co, block_ci, ci_major, one_tap, 8, 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +374,11 @@ def conv3x3_forward(
         if t is not None:
             launch.check_image_extent(name, t)
     vectorizable = all(channels_vectorizable(t) for t in operands)
-    cfg = forward_config(cin, cout, vectorizable, x.dtype, dot_precision(x.dtype))
+    capability = launch.device_capability(x.device)
+    cfg = forward_config(
+        cin, cout, vectorizable, x.dtype, dot_precision(x.dtype), capability,
+        launch.triton_version(),
+    )  # fmt: skip
     mask = relu_mask if relu_mask is not None else y
     res = residual if residual is not None else y
     tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
@@ -318,7 +392,7 @@ def conv3x3_forward(
         HAS_BIAS=bias is not None, RELU=relu, HAS_MASK=relu_mask is not None,
         HAS_RESIDUAL=residual is not None, INPUT_PRECISION=dot_precision(x.dtype),
         TILE_H=cfg.tile_h, TILE_W=cfg.tile_w, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
-        num_warps=cfg.num_warps, num_stages=1,
+        UNROLL_TAPS=cfg.unroll_taps, num_warps=cfg.num_warps, num_stages=1,
     )  # fmt: skip
     return y
 
@@ -372,7 +446,7 @@ def conv3x3_weight_grad(
     )  # fmt: skip
     tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
     tiles = n * tiles_h * tiles_w
-    grid_rows = 3 * triton.cdiv(cin, cfg.block_ci)
+    grid_rows = 3 * triton.cdiv(cin, cfg.block_ci) + 1  # the taps' rows, the bias row
     co_blocks = triton.cdiv(cout, cfg.block_co)
     if num_splits is None:
         wanted = cfg.programs_per_sm * launch.multiprocessor_count(x.device)
@@ -388,7 +462,7 @@ def conv3x3_weight_grad(
             *x.stride(), *grad_out.stride(),
             CIN=cin, COUT=cout, TILE_H=cfg.tile_h, TILE_W=cfg.tile_w,
             BLOCK_CO=cfg.block_co, BLOCK_CI=cfg.block_ci, CI_MAJOR=cfg.ci_major,
-            INPUT_PRECISION=dot_precision(x.dtype),
+            ONE_TAP_AT_A_TIME=cfg.one_tap_at_a_time, INPUT_PRECISION=dot_precision(x.dtype),
             num_warps=cfg.num_warps, num_stages=1,
         )  # fmt: skip
     total = sum_rows(partials)

@@ -12,7 +12,14 @@ import triton.language as tl
 
 from .dot import bias_rows, ones_column
 
-__all__ = ["load_matrix", "load_pixels", "relu", "slot_conv3x3_residual", "tile_origin"]
+__all__ = [
+    "load_matrix",
+    "load_pixels",
+    "relu",
+    "slot_conv3x3_residual",
+    "tile_origin",
+    "tile_pixels",
+]
 
 
 @triton.jit
@@ -22,6 +29,15 @@ def tile_origin(tile, tiles_per_image, tiles_w, TILE_H: tl.constexpr, TILE_W: tl
     t = tile - n * tiles_per_image
     ty = t // tiles_w
     return n, ty * TILE_H, (t - ty * tiles_w) * TILE_W
+
+
+@triton.jit
+def tile_pixels(y0, x0, p, H, W, TILE_W: tl.constexpr):
+    """Row, column and in-image mask of the pixels ``p`` (row-major indices into a tile
+    TILE_W wide) of the tile whose top-left pixel is (y0, x0)."""
+    yy = y0 + p // TILE_W
+    xx = x0 + p % TILE_W
+    return yy, xx, (yy < H) & (xx < W)
 
 
 @triton.jit

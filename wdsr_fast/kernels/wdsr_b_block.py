@@ -40,7 +40,14 @@ from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from .dot import bias_rows, dot_precision, ones_column, padded_channels
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
 from .reduce import sum_rows
-from .tiles import load_matrix, load_pixels, relu, slot_conv3x3_residual, tile_origin
+from .tiles import (
+    load_matrix,
+    load_pixels,
+    relu,
+    slot_conv3x3_residual,
+    tile_origin,
+    tile_pixels,
+)
 
 __all__ = [
     "FusedBackwardConfig",
@@ -235,9 +242,7 @@ def wdsr_b_block_bwd_tile_kernel(
         tl.debug_barrier()
         for oc in range(out_chunks):
             p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
-            yy = y0 + p // TILE_W
-            xx = x0 + p % TILE_W
-            ok = (yy < H) & (xx < W)
+            yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
             g = load_pixels(g_image, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
             dl = tl.zeros((OUT_CHUNK, L_PAD), tl.float32)
             for tap in tl.static_range(9):
@@ -298,9 +303,7 @@ def wdsr_b_block_bwd_tile_kernel(
                 b1v = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
                 for oc in range(out_chunks):
                     p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
-                    yy = y0 + p // TILE_W
-                    xx = x0 + p % TILE_W
-                    ok = (yy < H) & (xx < W)
+                    yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
                     x = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
                     dl = tl.load(dl_slot + p[:, None] * L_PAD + offs_l[None, :])
                     pre = tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1v[None, :]
@@ -355,9 +358,7 @@ def wdsr_b_block_bwd_weight_kernel(
     for tile in range(group, N * tiles_per_image, tl.num_programs(1)):
         n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         p = tl.arange(0, PIXELS)
-        yy = y0 + p // TILE_W
-        xx = x0 + p % TILE_W
-        ok = (yy < H) & (xx < W)
+        yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
         x = load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
         pixel = (n * H + yy) * W + xx
         dl = tl.load(dl_ptr + pixel.to(tl.int64)[:, None] * L_PAD + offs_l[None, :],
@@ -400,9 +401,7 @@ def wdsr_b_block_bwd_input_kernel(
     l_ok = offs_l < L
     n, y0, x0 = tile_origin(tl.program_id(0), tiles_h * tiles_w, tiles_w, TILE_H, TILE_W)
     p = tl.arange(0, TILE_H * TILE_W)
-    yy = y0 + p // TILE_W
-    xx = x0 + p % TILE_W
-    ok = (yy < H) & (xx < W)
+    yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
     x = load_pixels(x_ptr + n.to(tl.int64) * sxn, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
     g = load_pixels(g_ptr + n.to(tl.int64) * sgn, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
     pixel = (n * H + yy) * W + xx

@@ -78,8 +78,12 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
     "pointwise_chain_bwd_weight_kernel": lambda a, launch: [
         triton.cdiv(triton.cdiv(a["n_pixels"], a["BLOCK_P"]), launch.grid[1])
     ],
-    "conv3x3_forward_kernel": lambda a, _: [],
-    "conv3x3_weight_grad_kernel": lambda a, launch: [_tiles(a) / launch.grid[2]],
+    "conv3x3_forward_kernel": lambda a, _: [] if a["UNROLL_TAPS"] else [9],  # the taps
+    # The bias row's loop (one row of programs), then the taps' loop (the other rows).
+    "conv3x3_weight_grad_kernel": lambda a, launch: [
+        _tiles(a) / launch.grid[2] / launch.grid[0],
+        _tiles(a) / launch.grid[2] * (launch.grid[0] - 1) / launch.grid[0],
+    ],
     "sum_rows_kernel": lambda a, _: [a["n_rows"]],
     "wdsr_b_block_fwd_kernel": lambda a, launch: [
         _tiles(a) / launch.programs,
@@ -101,6 +105,15 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
         a["out_chunks"],
     ],
     "wdsr_b_block_bwd_input_kernel": lambda a, launch: [],
+}
+
+
+# Kernels whose one source loop has a constant trip count that the compiler may unroll or peel
+# (some trips outside the SASS loop, several per SASS trip): tensor-core FLOPs one program
+# computes, from which the SASS loop's trip count follows.
+PRODUCT_FLOPS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "conv3x3_forward_kernel": lambda a: 9 * 2 * a["TILE_H"] * a["TILE_W"] * a["BLOCK_N"]
+    * triton.cdiv(a["CIN"], a["BLOCK_K"]) * a["BLOCK_K"],
 }
 
 
@@ -222,9 +235,12 @@ def _sass_trips(
     logical: list[float], instructions: list[Instruction], loops: list[Loop]
 ) -> list[float]:
     """Trip counts of the SASS loops from those of the source loops. A loop of one trip (its
-    count specialised to the constant 1) has no SASS loop. A source loop the compiler unrolled
+    count specialised to the constant 1) has no SASS loop, and no SASS loop is left where the
+    compiler unrolled every loop (constant trip counts). A source loop the compiler unrolled
     by u shows as two consecutive loops, the unrolled one (n // u trips) and its remainder
     (n % u); u is the ratio of their global loads."""
+    if not loops:  # the compiler unrolled every loop (constant trip counts): each runs once
+        return []
     if len(loops) != len(logical):
         logical = [t for i, t in enumerate(logical) if t != 1 or i == 0]
     if len(loops) == len(logical):
@@ -239,6 +255,24 @@ def _sass_trips(
     raise ValueError(f"{len(loops)} SASS loops do not match the source loops' trips {logical}")
 
 
+def _trips_from_products(
+    program_flops: float, warps: int, instructions: list[Instruction], loops: list[Loop]
+) -> list[float]:
+    """Trip count of a kernel's one SASS loop: the tensor-core FLOPs a warp must compute
+    (``program_flops / warps``) less those outside the loop (peeled trips), over those of one
+    trip of the loop."""
+    if not loops:
+        return []
+    if len(loops) != 1:
+        raise ValueError(f"{len(loops)} SASS loops where one was expected")
+    outside = tensor_flops(instructions, loops, [0])
+    per_trip = tensor_flops(instructions, loops, [1]) - outside
+    trips = (program_flops / warps - outside) / per_trip if per_trip else -1.0
+    if trips < 1 or trips != round(trips):
+        raise ValueError(f"the SASS loop's products do not divide the program's: {trips} trips")
+    return [trips]
+
+
 def _kernel_report(launch: Launch, arch: int, pixels: int, operand: str) -> dict[str, Any]:
     gpu = GPUS[arch]
     kernel = compile_launch(specialise(launch, arch))
@@ -246,7 +280,12 @@ def _kernel_report(launch: Launch, arch: int, pixels: int, operand: str) -> dict
     instructions, labels = parse(sass(kernel.asm["cubin"]))
     loops = find_loops(instructions, labels)
     name = launch.kernel.fn.__name__
-    trips = _sass_trips(LOOP_TRIPS[name](_args(launch), launch), instructions, loops)
+    args = _args(launch)
+    if name in PRODUCT_FLOPS and not args.get("UNROLL_TAPS", True):
+        program_flops = PRODUCT_FLOPS[name](args)
+        trips = _trips_from_products(program_flops, kernel.metadata.num_warps, instructions, loops)
+    else:
+        trips = _sass_trips(LOOP_TRIPS[name](args, launch), instructions, loops)
     counts = opcode_counts(instructions, loops, trips)
     warps = kernel.metadata.num_warps * launch.programs
     warp_instructions = sum(counts.values()) * warps
