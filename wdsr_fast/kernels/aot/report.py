@@ -9,7 +9,8 @@ block. Nothing runs on a GPU.
 
 - Dynamic warp-instructions: from the SASS (:mod:`.sass`), every instruction once per warp,
   times the trip counts of the loops holding it (derived from the launch's arguments, per
-  kernel: :data:`LOOP_TRIPS`), times the warps of the launch.
+  kernel: :data:`LOOP_TRIPS`, or :data:`PRODUCT_FLOPS` for a loop the compiler may unroll or
+  peel), times the warps of the launch.
 - HBM bytes: what the launch reads and writes (:data:`TRAFFIC`), each tensor argument once;
   ``l2_bytes_per_pixel`` also counts the re-reads of the same elements by other programs of
   the launch (which L2 serves when those programs run close in time).
@@ -78,7 +79,6 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
     "pointwise_chain_bwd_weight_kernel": lambda a, launch: [
         triton.cdiv(triton.cdiv(a["n_pixels"], a["BLOCK_P"]), launch.grid[1])
     ],
-    "conv3x3_forward_kernel": lambda a, _: [] if a["UNROLL_TAPS"] else [9],  # the taps
     # The bias row's loop (one row of programs), then the taps' loop (the other rows).
     "conv3x3_weight_grad_kernel": lambda a, launch: [
         _tiles(a) / launch.grid[2] / launch.grid[0],
@@ -108,9 +108,9 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
 }
 
 
-# Kernels whose one source loop has a constant trip count that the compiler may unroll or peel
-# (some trips outside the SASS loop, several per SASS trip): tensor-core FLOPs one program
-# computes, from which the SASS loop's trip count follows.
+# Kernels whose one source loop has a constant trip count, which the compiler may unroll, or
+# peel trips off (some trips outside the SASS loop, several per SASS trip): tensor-core FLOPs
+# one program computes, from which the SASS loop's trip count follows.
 PRODUCT_FLOPS: dict[str, Callable[[dict[str, Any]], float]] = {
     "conv3x3_forward_kernel": lambda a: 9 * 2 * a["TILE_H"] * a["TILE_W"] * a["BLOCK_N"]
     * triton.cdiv(a["CIN"], a["BLOCK_K"]) * a["BLOCK_K"],
@@ -235,12 +235,9 @@ def _sass_trips(
     logical: list[float], instructions: list[Instruction], loops: list[Loop]
 ) -> list[float]:
     """Trip counts of the SASS loops from those of the source loops. A loop of one trip (its
-    count specialised to the constant 1) has no SASS loop, and no SASS loop is left where the
-    compiler unrolled every loop (constant trip counts). A source loop the compiler unrolled
+    count specialised to the constant 1) has no SASS loop. A source loop the compiler unrolled
     by u shows as two consecutive loops, the unrolled one (n // u trips) and its remainder
     (n % u); u is the ratio of their global loads."""
-    if not loops:  # the compiler unrolled every loop (constant trip counts): each runs once
-        return []
     if len(loops) != len(logical):
         logical = [t for i, t in enumerate(logical) if t != 1 or i == 0]
     if len(loops) == len(logical):
@@ -260,16 +257,17 @@ def _trips_from_products(
 ) -> list[float]:
     """Trip count of a kernel's one SASS loop: the tensor-core FLOPs a warp must compute
     (``program_flops / warps``) less those outside the loop (peeled trips), over those of one
-    trip of the loop."""
+    trip of the loop, checked to be a whole number. No SASS loop left (the compiler unrolled
+    it): no trips, each instruction counts once."""
     if not loops:
         return []
-    if len(loops) != 1:
-        raise ValueError(f"{len(loops)} SASS loops where one was expected")
+    if len(loops) > 1:
+        raise ValueError(f"{len(loops)} SASS loops where at most one was expected")
     outside = tensor_flops(instructions, loops, [0])
     per_trip = tensor_flops(instructions, loops, [1]) - outside
-    trips = (program_flops / warps - outside) / per_trip if per_trip else -1.0
+    trips = (program_flops / warps - outside) / per_trip if per_trip else 0.0
     if trips < 1 or trips != round(trips):
-        raise ValueError(f"the SASS loop's products do not divide the program's: {trips} trips")
+        raise ValueError(f"the SASS loop's products do not add up to the program's: {trips} trips")
     return [trips]
 
 
@@ -281,7 +279,7 @@ def _kernel_report(launch: Launch, arch: int, pixels: int, operand: str) -> dict
     loops = find_loops(instructions, labels)
     name = launch.kernel.fn.__name__
     args = _args(launch)
-    if name in PRODUCT_FLOPS and not args.get("UNROLL_TAPS", True):
+    if name in PRODUCT_FLOPS:
         program_flops = PRODUCT_FLOPS[name](args)
         trips = _trips_from_products(program_flops, kernel.metadata.num_warps, instructions, loops)
     else:
