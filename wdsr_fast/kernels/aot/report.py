@@ -149,7 +149,8 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
         "y_ptr": ("w", _ONCE),
     },
     "conv3x3_weight_grad_kernel": {
-        "x_ptr": ("r", _reread((0, 1))),
+        # Every row of programs but the bias row reads x.
+        "x_ptr": ("r", lambda launch: (launch.grid[0] - 1) * launch.grid[1]),
         "g_ptr": ("r", _reread((0,))),
         "part_ptr": ("w", _ONCE),
     },
