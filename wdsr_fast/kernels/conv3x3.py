@@ -325,7 +325,10 @@ def weight_grad_config(
       next load): with all three taps loaded first, WDSR-A's 32 -> 128 conv takes 137
       registers on sm_90, one at a time 124. Elsewhere the three loads come first: the 128 ->
       32 conv (input channels as rows) takes 104 registers that way and 134 one at a time, and
-      FMA products (and sm_80 before Triton 3.7) spill one at a time."""
+      FMA products (and sm_80 before Triton 3.7) spill one at a time.
+    - On sm_80, 16-bit operands with contiguous channels run under a 128-register cap from
+      Triton 3.7 on (25% occupancy; without it, WDSR-A's 32 -> 128 conv takes 135 registers
+      at 16 x 48 x 48), spill-free."""
     full_precision = dtype == torch.float32 and precision == "ieee"
     older_triton = triton_version < launch.TIGHT_REGISTERS_SINCE
     widest_co = 64 if full_precision or older_triton else 128
