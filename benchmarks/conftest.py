@@ -4,10 +4,15 @@
 side-by-side tables of :mod:`benchmarks.report` (one per comparison: each provider's median and
 its speed-up over the reference), the tables ``benchmarks/results/`` keeps. The Triton
 interpreter is never used here.
+
+With ``WDSR_FAST_BENCH_RECORD=FILE`` set, each benchmark's result (the entry pytest-benchmark
+writes to its JSON, without the raw timings) is also appended to FILE, one JSON object per line,
+as soon as its test ends: a run stopped part way, by a time limit say, keeps what it measured.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -16,6 +21,18 @@ import pytest
 from benchmarks.report import markdown_table
 
 os.environ.pop("TRITON_INTERPRET", None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Append the finished benchmark's entry to ``$WDSR_FAST_BENCH_RECORD``, if set."""
+    path = os.environ.get("WDSR_FAST_BENCH_RECORD")
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    stats = getattr(fixture, "stats", None)
+    if not path or stats is None:
+        return
+    with open(path, "a") as record:
+        record.write(json.dumps(stats.as_dict(include_data=False), default=str) + "\n")
 
 
 @pytest.hookimpl(trylast=True)

@@ -37,6 +37,7 @@ __all__ = [
     "ARCHS",
     "MULTIPROCESSORS",
     "Scenario",
+    "block_call",
     "compile_all",
     "compile_report",
     "record",
@@ -111,15 +112,17 @@ def _in_layout(t: Tensor, layout: str) -> Tensor:
     if layout == "nchw":
         return t.contiguous()
     n, c, h, w = t.shape  # a view with odd strides into a larger buffer
-    return torch.empty(n, 2 * c, h + 1, w + 3, dtype=t.dtype)[:, ::2, 1:, 2 : w + 2]
+    view = t.new_empty(n, 2 * c, h + 1, w + 3)[:, ::2, 1:, 2 : w + 2]
+    return view.copy_(t)
 
 
-def _block_call(s: Scenario) -> Callable[[], object]:
-    """The launcher call of scenario ``s`` on uninitialised CPU tensors."""
+def block_call(s: Scenario, make: Callable[..., Tensor] | None = None) -> Callable[[], object]:
+    """The launcher call of scenario ``s``: its tensors come from ``make(*shape, dtype=...)``
+    (default: uninitialised CPU tensors, all that recording launches needs)."""
     n, h, w = s.shape
 
     def empty(*shape: int) -> Tensor:
-        return torch.empty(shape, dtype=s.dtype)
+        return (make or torch.empty)(*shape, dtype=s.dtype)
 
     x = _in_layout(empty(n, s.channels, h, w), s.layout)
     grad = _in_layout(empty(n, s.channels, h, w), s.layout)
@@ -147,10 +150,12 @@ def _tf32(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = previous
 
 
-def record(scenario: Scenario, arch: int) -> list[Launch]:
-    """The launches of ``scenario`` on the GPU ``arch`` is compiled for, in launch order."""
-    call = _block_call(scenario)
-    with _tf32(scenario.tf32), recorded_launches(MULTIPROCESSORS[arch], arch) as launches:
+def record(scenario: Scenario, arch: int, multiprocessors: int | None = None) -> list[Launch]:
+    """The launches of ``scenario`` on an ``sm_<arch>`` GPU of ``multiprocessors`` SMs (default:
+    the GPU ``arch`` is compiled for, :data:`MULTIPROCESSORS`), in launch order."""
+    call = block_call(scenario)
+    sms = multiprocessors if multiprocessors is not None else MULTIPROCESSORS[arch]
+    with _tf32(scenario.tf32), recorded_launches(sms, arch) as launches:
         call()
     return launches
 

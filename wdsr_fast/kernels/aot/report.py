@@ -39,7 +39,20 @@ from .cases import Scenario, record
 from .compile import compile_launch, ptxas_usage, sass, specialise
 from .sass import Instruction, Loop, find_loops, opcode_counts, parse, tensor_flops
 
-__all__ = ["GPUS", "GpuModel", "block_report", "main", "report"]
+__all__ = [
+    "DEFAULT_BLOCKS",
+    "DTYPE_NAMES",
+    "GPUS",
+    "GpuModel",
+    "add_input_arguments",
+    "block_report",
+    "by_block",
+    "default_scenario",
+    "main",
+    "parse_size",
+    "report",
+    "stages",
+]
 
 
 @dataclass(frozen=True)
@@ -360,15 +373,41 @@ def block_report(scenario: Scenario, arch: int) -> dict[str, Any]:
     }
 
 
+# The default blocks the report covers: block -> (channels, wide, low).
+DEFAULT_BLOCKS = {"B": (32, 192, 25), "A": (32, 128, 0)}
+
+
+def default_scenario(
+    block: str, stage: str, dtype: torch.dtype, shape: tuple[int, int, int]
+) -> Scenario:
+    """The default ``block``'s ``stage`` on a channels_last input of ``shape`` (N, H, W)."""
+    channels, wide, low = DEFAULT_BLOCKS[block]
+    return Scenario(block, channels, wide, low, stage, shape, dtype, True, "channels_last")
+
+
+def by_block(stage_result: Callable[[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """``{"forward", "backward", "wdsr_a": {"forward", "backward"}}`` of
+    ``stage_result(block, stage)``: the report's layout, shared with the measured times."""
+    return {
+        "forward": stage_result("B", "forward"),
+        "backward": stage_result("B", "backward"),
+        "wdsr_a": {
+            "forward": stage_result("A", "forward"),
+            "backward": stage_result("A", "backward"),
+        },
+    }
+
+
+def stages(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(title, stage) of each block and stage of a result laid out by :func:`by_block`."""
+    return [("WDSR-B forward", result["forward"]), ("WDSR-B backward", result["backward"]),
+            ("WDSR-A forward", result["wdsr_a"]["forward"]),
+            ("WDSR-A backward", result["wdsr_a"]["backward"])]  # fmt: skip
+
+
 def report(arch: int, dtype: torch.dtype, size: tuple[int, int], batch: int) -> dict[str, Any]:
     """Forward and backward of the default WDSR-B block (C=32, E=192, L=25) and of the default
     WDSR-A block (C=32, block_feats=128), channels_last input of ``batch`` x ``size``."""
-    shape = (batch, *size)
-
-    def block(kind: str, c: int, wide: int, low: int, stage: str) -> dict[str, Any]:
-        scenario = Scenario(kind, c, wide, low, stage, shape, dtype, True, "channels_last")
-        return block_report(scenario, arch)
-
     gpu = GPUS[arch]
     return {
         "arch": f"sm_{arch}",
@@ -382,12 +421,11 @@ def report(arch: int, dtype: torch.dtype, size: tuple[int, int], batch: int) -> 
         "dtype": str(dtype).removeprefix("torch."),
         "input": {"batch": batch, "height": size[0], "width": size[1]},
         "triton": triton.__version__,
-        "forward": block("B", 32, 192, 25, "forward"),
-        "backward": block("B", 32, 192, 25, "backward"),
-        "wdsr_a": {
-            "forward": block("A", 32, 128, 0, "forward"),
-            "backward": block("A", 32, 128, 0, "backward"),
-        },
+        **by_block(
+            lambda block, stage: block_report(
+                default_scenario(block, stage, dtype, (batch, *size)), arch
+            )
+        ),
     }
 
 
@@ -399,10 +437,7 @@ def format_report(result: dict[str, Any]) -> str:
         f"{result['input']['batch']}x{result['input']['height']}x{result['input']['width']}, "
         f"triton {result['triton']}"
     ]
-    stages = [("WDSR-B forward", result["forward"]), ("WDSR-B backward", result["backward"]),
-              ("WDSR-A forward", result["wdsr_a"]["forward"]),
-              ("WDSR-A backward", result["wdsr_a"]["backward"])]  # fmt: skip
-    for title, stage in stages:
+    for title, stage in stages(result):
         lines.append(
             f"\n{title}: {stage['warp_instructions_per_pixel']:.1f} warp-instr/px, "
             f"{stage['hbm_bytes_per_pixel']:.1f} B/px, bound {stage['bound_us']:.1f} us, "
@@ -424,20 +459,30 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPE_NAMES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say which input the blocks run on: --dtype, --size, --batch."""
+    parser.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default="float16")
+    parser.add_argument("--size", default="540x960", help="LR height x width, e.g. 540x960")
+    parser.add_argument("--batch", type=int, default=1)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"540x960"`` -> ``(540, 960)``."""
+    height, width = (int(v) for v in text.lower().split("x"))
+    return height, width
 
 
 def main(argv: list[str] | None = None) -> None:
     """``--arch 90 --dtype float16 --size 540x960 [--batch 1] [--json]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, choices=sorted(GPUS), default=90)
-    parser.add_argument("--dtype", choices=sorted(_DTYPES), default="float16")
-    parser.add_argument("--size", default="540x960", help="LR height x width, e.g. 540x960")
-    parser.add_argument("--batch", type=int, default=1)
+    add_input_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    height, width = (int(v) for v in args.size.lower().split("x"))
-    result = report(args.arch, _DTYPES[args.dtype], (height, width), args.batch)
+    result = report(args.arch, DTYPE_NAMES[args.dtype], parse_size(args.size), args.batch)
     print(json.dumps(result, indent=1) if args.json else format_report(result))
 
 
