@@ -58,6 +58,7 @@ if [ "$build_rc" -ne 0 ]; then
     || { tail -20 "$out/build.log"; echo "the pure-Python install failed too"; exit 1; }
 fi
 grep -E "^ *wdsr_fast build:" "$out/build.log" | sed -E 's/^ +//'
+echo "gpu_check: build done at $SECONDS s (exit $build_rc)"
 "$python" -c "import wdsr_fast, json; print(json.dumps(wdsr_fast.build_info()))"
 
 stages="${STAGES:-tests kernels bench}"
@@ -73,6 +74,7 @@ if [[ " $stages " == *" tests "* ]]; then
     ${TEST_ARGS:-} tests/ 2>&1 \
     | tee "$out/tests.log"
   tests_rc=${PIPESTATUS[0]}
+  echo "gpu_check: tests done at $SECONDS s (exit $tests_rc)"
 fi
 if [[ " $stages " == *" kernels "* ]]; then
   kernels_rc=0
@@ -84,6 +86,7 @@ if [[ " $stages " == *" kernels "* ]]; then
     [ "$rc" -ne 0 ] && kernels_rc=$rc && rm -f "$times_dir/$size-$batch.json"
   done
   tail -5 "$out/kernels.log"
+  echo "gpu_check: kernel times done at $SECONDS s (exit $kernels_rc)"
 fi
 if [[ " $stages " == *" bench "* ]]; then
   bench_rc=0
@@ -92,6 +95,7 @@ if [[ " $stages " == *" bench "* ]]; then
       -p no:cacheprovider "$file" --benchmark-only 2>&1 | tee -a "$out/bench.log"
     rc=${PIPESTATUS[0]}
     [ "$rc" -ne 0 ] && bench_rc=$rc
+    echo "gpu_check: $file done at $SECONDS s (exit $rc)"
   done
 fi
 
