@@ -97,6 +97,9 @@ def bench_block_forward_backward(
     grad = torch.randn_like(x)
 
     def step() -> None:
+        # Each step is a new run of a compiled provider's CUDA graphs: their outputs of the step
+        # before may be overwritten (torch.compile's max-autotune mode records CUDA graphs).
+        torch.compiler.cudagraph_mark_step_begin()
         fn(x, *weights, 1.0).backward(grad)
 
     step()  # compile / warm caches outside the timing
@@ -127,6 +130,7 @@ def bench_training_step(
     benchmark.group = f"{group}, {'float16 autocast' if harness.ON_GPU else 'float32'}"
 
     def step() -> None:
+        torch.compiler.cudagraph_mark_step_begin()  # as in bench_block_forward_backward
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             loss = F.l1_loss(forward(lr).float(), hr)

@@ -16,6 +16,7 @@
 #                      exit code 124, and the benchmarks that finished before are kept.
 #   TESTS_SECONDS      at most this long for the tests, to leave time for the stages after.
 #   TEST_ARGS          extra pytest arguments for the tests, e.g. "-n 16" where pytest-xdist is.
+#   TEST_PATHS         the test files or folders to run (default: tests/, all of them).
 #   BENCH_FILES        the benchmark files, in the order they run (default: all of benchmarks/).
 #                      Each runs in its own pytest, so a stopped file loses only its own rest.
 #
@@ -69,9 +70,9 @@ record="$out/bench-record.jsonl"
 times_dir="$(mktemp -d)"
 rm -f "$out/tests.log" "$out/kernels.log" "$out/bench.log" "$record"
 if [[ " $stages " == *" tests "* ]]; then
-  # shellcheck disable=SC2086  # TEST_ARGS is a list of arguments
+  # shellcheck disable=SC2086  # TEST_ARGS and TEST_PATHS are lists of words
   STAGE_CAP="${TESTS_SECONDS:-}" within_deadline "$python" -m pytest -q -p no:cacheprovider \
-    ${TEST_ARGS:-} tests/ 2>&1 \
+    ${TEST_ARGS:-} ${TEST_PATHS:-tests/} 2>&1 \
     | tee "$out/tests.log"
   tests_rc=${PIPESTATUS[0]}
   echo "gpu_check: tests done at $SECONDS s (exit $tests_rc)"

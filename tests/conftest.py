@@ -21,3 +21,12 @@ pytest_plugins = ("helpers.kernels",)  # the guarded_buffers fixture
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _float32_products_in_full_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """float32 products run in full precision unless a test turns TF32 on: the kernels follow
+    ``torch.backends.cudnn.allow_tf32`` (on by default), while cuDNN, the plain comparison, uses
+    TF32 only for the shapes it picks. The TF32 tests compare with TF32 operands
+    (:mod:`helpers.tf32`)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)

@@ -13,7 +13,8 @@ def outputs_and_grads(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tens
     module.zero_grad(set_to_none=True)
     x = x.clone().requires_grad_(True)
     out = model(x)
-    (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype, device=out.device)
+    (out * weights.view_as(out)).sum().backward()
     grads = {name: p.grad.clone() for name, p in module.named_parameters()}
     return {"output": out.detach().clone(), "input": x.grad, **grads}
 

@@ -16,8 +16,8 @@ from wdsr_fast.kernels import launch
 from wdsr_fast.kernels.conv3x3 import conv3x3_forward, conv3x3_weight_grad
 from wdsr_fast.testing.layouts import in_layout
 
-from helpers.accuracy import assert_within_rule
 from helpers.devices import HAS_CUDA, requires_cuda
+from helpers.tf32 import assert_tf32_products, assert_within_rule_for, plain_products
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 REL_ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
@@ -68,9 +68,12 @@ def assert_forward_matches(x: Tensor, w: Tensor, b: Tensor | None, **epilogue) -
     n, _, h, wd = x.shape
     assert y.shape == (n, w.shape[0], h, wd) and y.dtype == x.dtype
     assert y.is_contiguous(memory_format=torch.channels_last)
-    plain = conv_contract(x, w, b, **epilogue)
+    with plain_products(x.dtype):
+        plain = conv_contract(x, w, b, **epilogue)
     exact = conv_contract(**as_float64(dict(x=x, w=w, b=b, **epilogue)))
-    assert_within_rule({"y": y.cpu()}, {"y": plain.cpu()}, {"y": exact}, REL_ATOL[x.dtype])
+    assert_within_rule_for(
+        x.dtype, {"y": y.cpu()}, {"y": plain.cpu()}, {"y": exact}, REL_ATOL[x.dtype]
+    )
 
 
 # (Cin, Cout, N, H, W, layout): every channel pair, size and layout appears; H, W of 1 included.
@@ -155,11 +158,12 @@ def test_input_gradient_is_forward_with_flipped_weights(cin, cout, n, h, w, layo
 
     def input_grad(dt: torch.dtype) -> Tensor:
         xd = x.detach().to("cpu", dt).requires_grad_(True)
-        F.conv2d(xd, wt.detach().to("cpu", dt), padding=1).backward(g.detach().to("cpu", dt))
+        with plain_products(dt):
+            F.conv2d(xd, wt.detach().to("cpu", dt), padding=1).backward(g.detach().to("cpu", dt))
         return xd.grad
 
-    assert_within_rule(
-        {"dx": dx.cpu()}, {"dx": input_grad(dtype)}, {"dx": input_grad(torch.float64)},
+    assert_within_rule_for(
+        dtype, {"dx": dx.cpu()}, {"dx": input_grad(dtype)}, {"dx": input_grad(torch.float64)},
         REL_ATOL[dtype],
     )  # fmt: skip
 
@@ -169,7 +173,8 @@ def weight_grads(x: Tensor, g: Tensor, dtype: torch.dtype) -> dict[str, Tensor]:
     xd = x.detach().to("cpu", dtype)
     w = torch.zeros(g.shape[1], x.shape[1], 3, 3, dtype=dtype, requires_grad=True)
     b = torch.zeros(g.shape[1], dtype=dtype, requires_grad=True)
-    F.conv2d(xd, w, b, padding=1).backward(g.detach().to("cpu", dtype))
+    with plain_products(dtype):
+        F.conv2d(xd, w, b, padding=1).backward(g.detach().to("cpu", dtype))
     return {"weight": w.grad, "bias": b.grad}
 
 
@@ -190,8 +195,8 @@ def test_weight_grad(cin, cout, n, h, w, layout, splits, dtype):
     g = in_layout(rand(n, cout, h, w, dtype=dtype), "channels_last" if layout == "nchw" else "nchw")
     gw, gb = conv3x3_weight_grad(x, g, num_splits=splits)
     assert gw.dtype == gb.dtype == torch.float32
-    assert_within_rule(
-        {"weight": gw.cpu(), "bias": gb.cpu()}, weight_grads(x, g, dtype),
+    assert_within_rule_for(
+        dtype, {"weight": gw.cpu(), "bias": gb.cpu()}, weight_grads(x, g, dtype),
         weight_grads(x, g, torch.float64), REL_ATOL[dtype],
     )  # fmt: skip
 
@@ -252,8 +257,29 @@ def test_cuda_forward_and_weight_grad(dtype, allow_tf32, monkeypatch: pytest.Mon
     gw, gb = conv3x3_weight_grad(x, g)
     xd, wd = x.clone().requires_grad_(True), torch.zeros_like(w, requires_grad=True)
     bd = torch.zeros_like(b, requires_grad=True)
-    F.conv2d(xd, wd, bd, padding=1).backward(g)
-    assert_within_rule(
+    with plain_products(dtype):
+        F.conv2d(xd, wd, bd, padding=1).backward(g)
+    assert_within_rule_for(
+        dtype,
         {"weight": gw.cpu(), "bias": gb.cpu()}, {"weight": wd.grad.cpu(), "bias": bd.grad.cpu()},
         weight_grads(x, g, torch.float64), REL_ATOL[dtype],
     )  # fmt: skip
+
+
+def test_tf32_products(monkeypatch: pytest.MonkeyPatch):
+    """float32 with TF32 on: forward and weight gradient against plain PyTorch with TF32
+    operands, and at the TF32 error level (operands rounded to nearest, not truncated or left
+    in float32), in the interpreter as on a GPU."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    x = in_layout(rand(2, 32, 9, 13), "channels_last")
+    w, b = rand(128, 32, 3, 3) / 32**0.5, rand(128)
+    y = conv3x3_forward(x, w, b)
+    exact = {"y": conv_contract(**as_float64(dict(x=x, w=w, b=b)))}
+    with plain_products(torch.float32):
+        plain = {"y": conv_contract(x, w, b).cpu()}
+    assert_tf32_products({"y": y.cpu()}, plain, exact, REL_ATOL[torch.float32])
+    g = rand(2, 128, 9, 13)
+    gw, gb = conv3x3_weight_grad(x, g)
+    grads = {"weight": gw.cpu(), "bias": gb.cpu()}
+    exact = weight_grads(x, g, torch.float64)
+    assert_tf32_products(grads, weight_grads(x, g, torch.float32), exact, REL_ATOL[torch.float32])

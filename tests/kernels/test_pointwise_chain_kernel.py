@@ -19,8 +19,8 @@ from torch import Tensor
 from wdsr_fast.kernels.pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
 from wdsr_fast.testing.layouts import in_layout
 
-from helpers.accuracy import assert_within_rule
 from helpers.devices import HAS_CUDA, requires_cuda
+from helpers.tf32 import assert_within_rule_for, plain_products
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 REL_ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
@@ -92,7 +92,8 @@ def check_chain(
         return x.to(device, dt), cast(params, dt, device), grad_low.to(device, dt), gres
 
     exact = chain_autograd(*args(torch.float64, "cpu"))
-    plain = chain_autograd(*args(dtype, DEVICE))
+    with plain_products(dtype):
+        plain = chain_autograd(*args(dtype, DEVICE))
     xf, pf, glf, grf = args(dtype, DEVICE)
     xf, glf = in_layout(xf, layout), in_layout(glf, layout)
     grf = None if grf is None else in_layout(grf, layout)
@@ -103,7 +104,14 @@ def check_chain(
         assert fast[name].shape == params[name].shape and fast[name].dtype == dtype
     assert fast["x"].shape == x.shape and fast["x"].dtype == dtype
     cpu = {k: v.cpu() for k, v in fast.items()}
-    assert_within_rule(cpu, {k: v.cpu() for k, v in plain.items()}, exact, REL_ATOL[dtype])
+    plain = {k: v.cpu() for k, v in plain.items()}
+    assert_within_rule_for(dtype, cpu, plain, exact, REL_ATOL[dtype])
+
+
+def test_tf32_products(monkeypatch: pytest.MonkeyPatch):
+    """float32 with TF32 on: against plain PyTorch with TF32 operands, at TF32's error level."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    check_chain((2, 32, 7, 13), 6, 0.8, torch.float32, "channels_last", True)
 
 
 # (N, C, H, W), expand, linear, dtype, layout, residual gradient added: a subset of the cross

@@ -17,8 +17,8 @@ from wdsr_fast.nn.blocks import WDSRABlock
 from wdsr_fast.ops.wdsr_a_block import wdsr_a_block
 from wdsr_fast.testing.reference import wdsr_a_block_reference
 
-from helpers.accuracy import assert_within_rule
 from helpers.devices import HAS_CUDA, requires_cuda
+from helpers.tf32 import assert_within_rule_for, plain_products
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 REL_ATOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
@@ -76,13 +76,14 @@ def assert_block_matches_reference(args: tuple[Tensor, ...], res_scale: float) -
     dtype = args[0].dtype
     grad = torch.randn(args[0].shape, device=DEVICE)
     fast = outputs_and_grads(wdsr_a_block, args, res_scale, grad)
-    plain = outputs_and_grads(wdsr_a_block_reference, args, res_scale, grad)
+    with plain_products(dtype):
+        plain = outputs_and_grads(wdsr_a_block_reference, args, res_scale, grad)
     exact = outputs_and_grads(
         wdsr_a_block_reference, [a.cpu().double() for a in args], res_scale, grad.cpu()
     )
     assert fast["out"].is_contiguous(memory_format=torch.channels_last)
     assert all(fast[k].dtype == dtype for k in fast)
-    assert_within_rule(on_cpu(fast), on_cpu(plain), exact, REL_ATOL[dtype])
+    assert_within_rule_for(dtype, on_cpu(fast), on_cpu(plain), exact, REL_ATOL[dtype])
 
 
 # (C, block_feats, N, H, W, layout, res_scale): every C, width, size, batch and layout appears.
@@ -100,6 +101,14 @@ SHAPES = [
 @pytest.mark.parametrize(("c", "f", "n", "h", "w", "layout", "res_scale"), SHAPES)
 def test_forward_and_gradients_match_reference(c, f, n, h, w, layout, res_scale, dtype):
     assert_block_matches_reference(block_args(c, f, n, h, w, dtype, layout), res_scale)
+
+
+def test_tf32_products(monkeypatch: pytest.MonkeyPatch):
+    """float32 with TF32 on: against the reference with TF32 operands, at TF32's error level."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert_block_matches_reference(
+        block_args(32, 64, 2, 9, 13, torch.float32, "channels_last"), 0.5
+    )
 
 
 def test_backward_is_deterministic():

@@ -17,8 +17,8 @@ from wdsr_fast.kernels import launch
 from wdsr_fast.ops.wdsr_b_block import wdsr_b_block
 from wdsr_fast.testing.reference import wdsr_b_block_reference
 
-from helpers.accuracy import assert_within_rule
 from helpers.devices import HAS_CUDA, requires_cuda
+from helpers.tf32 import assert_within_rule_for, plain_products
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 REL_ATOL = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
@@ -70,7 +70,8 @@ def check_block(
     block = make_block(*shape, expand=expand, linear=linear)
     grad = torch.randn(shape)
     exact = run(wdsr_b_block_reference, to(block, torch.float64, "cpu"), res_scale, grad.double())
-    plain = run(wdsr_b_block_reference, to(block, dtype, DEVICE), res_scale, grad.to(DEVICE))
+    with plain_products(dtype):
+        plain = run(wdsr_b_block_reference, to(block, dtype, DEVICE), res_scale, grad.to(DEVICE))
     fast_block = to(block, dtype, DEVICE)
     if layout == "channels_last":
         fast_block["x"] = fast_block["x"].contiguous(memory_format=torch.channels_last)
@@ -79,7 +80,7 @@ def check_block(
     for name in NAMES:
         assert fast[name].shape == block[name].shape and fast[name].dtype == dtype, name
     cpu = lambda d: {k: v.cpu() for k, v in d.items()}
-    assert_within_rule(cpu(fast), cpu(plain), exact, REL_ATOL[dtype])
+    assert_within_rule_for(dtype, cpu(fast), cpu(plain), exact, REL_ATOL[dtype])
 
 
 # (N, C, H, W), dtype, layout, res_scale: every C of 16, 24, 32, 64, H and W of 1, 7, 13, 17,
@@ -108,6 +109,18 @@ def test_backward_paths_of_each_gpu_generation(capability, monkeypatch):
     gradients to the pixel kernels: both are checked here, in the interpreter."""
     monkeypatch.setitem(launch.simulated_device, "capability", capability)
     check_block((2, 16, 19, 35), torch.float16, "channels_last", 0.5)
+
+
+@pytest.mark.parametrize("capability", [None, (8, 0)])
+def test_tf32_products(capability, monkeypatch):
+    """float32 with TF32 on: against the reference with TF32 operands, at TF32's error level;
+    in the interpreter both backward paths (sm_90's tile kernel and sm_80's pixel kernels)."""
+    if capability is not None:
+        if HAS_CUDA:
+            pytest.skip("chooses the launch configuration of a simulated GPU")
+        monkeypatch.setitem(launch.simulated_device, "capability", capability)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    check_block((2, 32, 9, 13), torch.float32, "channels_last", 0.5)
 
 
 def test_other_expand_and_linear():

@@ -34,7 +34,7 @@ import triton.language as tl
 from torch import Tensor
 
 from . import launch
-from .dot import dot_precision, padded_channels
+from .dot import dot_precision, mma, padded_channels
 from .reduce import sum_rows
 from .tiles import load_matrix, load_pixels, tile_origin, tile_pixels
 
@@ -61,7 +61,7 @@ def _tap_product(
         ci_ok = ci < CIN
         a = load_pixels(x_image, sy, sx, src_ok, ci, ci_ok, sxc, sxh, sxw)
         b = load_matrix(w_tap, ci, ci_ok, swi, co, co_ok, swo)
-        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+        acc = mma(a, b, acc, INPUT_PRECISION)
     return acc
 
 
@@ -124,9 +124,9 @@ def _weight_grad_product(xs, g, acc, CI_MAJOR: tl.constexpr, INPUT_PRECISION: tl
     """acc + xs^T g ([ci, co]) when CI_MAJOR, else acc + g^T xs ([co, ci]); xs [pixels, ci], g
     [pixels, co]."""
     if CI_MAJOR:
-        acc = tl.dot(tl.trans(xs), g, acc, input_precision=INPUT_PRECISION)
+        acc = mma(tl.trans(xs), g, acc, INPUT_PRECISION)
     else:
-        acc = tl.dot(tl.trans(g), xs, acc, input_precision=INPUT_PRECISION)
+        acc = mma(tl.trans(g), xs, acc, INPUT_PRECISION)
     return acc
 
 
@@ -276,8 +276,9 @@ def forward_config(
     128-pixel tiles (4 x 32); otherwise each element needs its own address registers, so
     tiles are 64 pixels. At most 64 output channels per program and 32 input channels per
     product; full-precision float32 products (``precision`` "ieee": FMA, whole operand rows
-    in registers) take 64-pixel tiles, 32 output and 16 input channels. Zero register spills
-    for all of them: see the ahead-of-time compile test.
+    in registers) take 64-pixel tiles, 32 output and 16 input channels; TF32 products on sm_80
+    take 16 input channels (with 32, rounding the operands to TF32 spills the 128 -> 32 conv).
+    Zero register spills for all of them: see the ahead-of-time compile test.
 
     The taps' loop is unrolled in the source on sm_90, where a rolled loop waits for each
     tap's asynchronous product (WDSR-A's convs: 1.55x the instructions), and for FMA products.
@@ -288,7 +289,8 @@ def forward_config(
     source everywhere (left to the compiler, a TF32 product spills there on sm_80)."""
     full_precision = dtype == torch.float32 and precision == "ieee"
     block_n = _channel_block(cout, 32 if full_precision else 64)
-    block_k = _channel_block(cin, 16 if full_precision else 32)
+    tf32_on_sm80 = dtype == torch.float32 and not full_precision and capability < (9, 0)
+    block_k = _channel_block(cin, 16 if full_precision or tf32_on_sm80 else 32)
     tile_h = 4 if vectorizable and not full_precision else 2
     older_triton = triton_version < launch.TIGHT_REGISTERS_SINCE
     unroll_taps = capability >= (9, 0) or full_precision or older_triton

@@ -1,4 +1,5 @@
-"""Shared ``tl.dot`` helpers of the kernels: channel padding, input precision, bias products."""
+"""Shared ``tl.dot`` helpers of the kernels: channel padding, input precision, TF32 rounding, bias
+accumulators."""
 
 from __future__ import annotations
 
@@ -33,3 +34,37 @@ def bias_rows(bias_ptr, offs, ok):
     """[16, len(offs)]: row 0 the bias at ``offs`` (0 where not ``ok``), rows 1-15 zero."""
     rows = tl.arange(0, 16)[:, None]
     return tl.load(bias_ptr + offs[None, :] + rows * 0, mask=(rows == 0) & ok[None, :], other=0.0)
+
+
+@triton.jit
+def tf32_rounded(x):
+    """float32 ``x`` rounded to the nearest TF32 value (10 mantissa bits; ties away from zero),
+    NaN and infinities kept. The tensor cores read a float32 operand of a TF32 product by
+    dropping its low 13 mantissa bits, i.e. rounding toward zero, which doubles the error of
+    the products and biases it; rounding first gives what cuDNN's TF32 convolutions compute,
+    and the Triton interpreter, which multiplies in float32, computes the same products."""
+    bits = x.to(tl.int32, bitcast=True)
+    rounded = ((bits + 0x1000) & -0x2000).to(tl.float32, bitcast=True)
+    return tl.where(x == x, rounded, x)
+
+
+@triton.jit
+def mma(a, b, acc, PRECISION: tl.constexpr):
+    """``acc + a @ b`` (``acc`` may be None) on the tensor cores at input ``PRECISION``
+    (:func:`dot_precision`), a float32 accumulator; a TF32 product's operands are rounded to
+    the nearest TF32 value first (:func:`tf32_rounded`)."""
+    if PRECISION == "tf32":
+        return tl.dot(tf32_rounded(a), tf32_rounded(b), acc, input_precision="tf32")
+    return tl.dot(a, b, acc, input_precision=PRECISION)
+
+
+@triton.jit
+def bias_accumulator(ROWS: tl.constexpr, bias_ptr, offs, ok, dtype: tl.constexpr):
+    """[ROWS, len(offs)] float32: the bias at ``offs`` (0 where not ``ok``) in every row, the
+    start of an accumulator. For 16-bit operands the tensor cores make it (``ones_column`` times
+    ``bias_rows``: no per-value add); a float32 bias is broadcast instead, since a float32
+    product would round it to TF32."""
+    if dtype == tl.float32:
+        bias = tl.load(bias_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+        return tl.zeros((ROWS, offs.shape[0]), tl.float32) + bias[None, :]
+    return tl.dot(ones_column(ROWS, dtype), bias_rows(bias_ptr, offs, ok))

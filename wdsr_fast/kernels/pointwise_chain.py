@@ -31,7 +31,7 @@ import triton.language as tl
 from torch import Tensor
 
 from . import launch
-from .dot import dot_precision, padded_channels
+from .dot import dot_precision, mma, padded_channels
 from .reduce import sum_rows
 
 __all__ = [
@@ -89,7 +89,7 @@ def _wide_chunk(
         other=0.0,
     )
     b1 = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
-    return tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1[None, :], w1t
+    return mma(x, w1t, None, DOT_PRECISION) + b1[None, :], w1t
 
 
 @triton.jit
@@ -102,7 +102,7 @@ def _wide_grad_chunk(
         mask=l_ok[:, None] & e_ok[None, :],
         other=0.0,
     )
-    return tl.dot(dlow, w2, input_precision=DOT_PRECISION)
+    return mma(dlow, w2, None, DOT_PRECISION)
 
 
 @triton.jit
@@ -137,7 +137,7 @@ def pointwise_chain_fwd_kernel(
             mask=e_ok[:, None] & l_ok[None, :],
             other=0.0,
         )
-        acc = tl.dot(wide, w2t, acc, input_precision=DOT_PRECISION)
+        acc = mma(wide, w2t, acc, DOT_PRECISION)
     b2 = tl.load(b2_ptr + offs_l, mask=l_ok, other=0.0).to(tl.float32)
     acc += b2[None, :]
     low_ptrs = low_ptr + pix.to(tl.int64)[:, None] * L + offs_l[None, :]
@@ -186,7 +186,7 @@ def pointwise_chain_bwd_input_kernel(
         )
         dwide = _wide_grad_chunk(dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION)
         dpre = _relu_grad(pre, dwide).to(x.dtype)
-        dx = tl.dot(dpre, tl.trans(w1t), dx, input_precision=DOT_PRECISION)
+        dx = mma(dpre, tl.trans(w1t), dx, DOT_PRECISION)
     o_rows = _pixel_offsets(pix, HW, W, so_n, so_h, so_w)
     tl.store(
         dx_ptr + o_rows[:, None] + offs_c[None, :] * so_c,
@@ -235,8 +235,8 @@ def pointwise_chain_bwd_weight_kernel(
         dwide = _wide_grad_chunk(dlow, w2_ptr, e, e_ok, offs_l, l_ok, sw2_l, sw2_e, DOT_PRECISION)
         dpre32 = _relu_grad(pre, dwide)
         dpre = dpre32.to(x.dtype)
-        dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
-        dw2t = tl.dot(tl.trans(wide), dlow, dw2t, input_precision=DOT_PRECISION)
+        dw1 = mma(tl.trans(dpre), x, dw1, DOT_PRECISION)
+        dw2t = mma(tl.trans(wide), dlow, dw2t, DOT_PRECISION)
         db1 += tl.sum(dpre32, axis=0)
         db2 += tl.sum(dlow.to(tl.float32), axis=0)
 
@@ -265,7 +265,8 @@ class ChainConfig:
 # num_warps, num_stages)), per kernel and dot kind: "half" for float16/bfloat16 operands, "tf32"
 # for float32 on TF32 tensor cores, "ieee" for full-precision float32 (FMA dots). Each row is
 # the largest tile found with zero register spills on sm_80 and sm_90 (ptxas -v of the launched
-# variants); rows are visited in order and the last one (limit 0) takes everything wider.
+# variants; TF32 tiles are smaller than 16-bit ones, their operands being rounded to TF32 in
+# registers); rows are visited in order and the last one (limit 0) takes everything wider.
 _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] = {
     "forward": {
         "half": ((64, (128, 64, 8, 2)), (128, (64, 32, 8, 2)), (0, (32, 16, 8, 2))),
@@ -276,14 +277,12 @@ _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] 
         "half": (
             (32, (128, 64, 8, 2)), (64, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (16, 16, 8, 2))
         ),
-        "tf32": (
-            (32, (128, 64, 8, 2)), (64, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (16, 16, 8, 2))
-        ),
+        "tf32": ((64, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (16, 16, 8, 2))),
         "ieee": ((64, (32, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 3))),
     },
     "weight_grad": {
         "half": ((64, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
-        "tf32": ((32, (64, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
+        "tf32": ((32, (32, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
         "ieee": ((32, (16, 16, 8, 2)), (128, (16, 16, 4, 1)), (0, (16, 16, 8, 1))),
     },
 }  # fmt: skip

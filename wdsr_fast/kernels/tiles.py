@@ -10,7 +10,7 @@ become 16-byte vectors) and weights in whichever orientation a product wants
 import triton
 import triton.language as tl
 
-from .dot import bias_rows, ones_column
+from .dot import bias_accumulator, mma
 
 __all__ = [
     "load_matrix",
@@ -80,22 +80,21 @@ def slot_conv3x3_residual(
     row-major over a halo TILE_W + 2 wide, zero outside the image) and w is (C, K, 3, 3)
     contiguous: the nine shifted windows of the slot times W[:, :, tap], chunk by chunk of
     OUT_CHUNK output pixels (``out_chunks`` of them), K channels at most 64 at a time (wider
-    operands cost registers), the bias as a ones-column product."""
+    operands cost registers), starting from the bias (:func:`.dot.bias_accumulator`)."""
     HALO_W: tl.constexpr = TILE_W + 2
     K_BLOCK: tl.constexpr = K_PAD if K_PAD <= 64 else 64
     for oc in range(out_chunks):
         p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
         oy = p // TILE_W
         ox = p - oy * TILE_W
-        acc = tl.dot(ones_column(OUT_CHUNK, x_image.dtype.element_ty),
-                     bias_rows(b_ptr, offs_c, c_ok))  # fmt: skip
+        acc = bias_accumulator(OUT_CHUNK, b_ptr, offs_c, c_ok, x_image.dtype.element_ty)
         for tap in tl.static_range(9):
             window = (oy + tap // 3) * HALO_W + ox + tap % 3
             for k0 in tl.static_range(0, K_PAD, K_BLOCK):
                 kk = k0 + tl.arange(0, K_BLOCK)
                 a = tl.load(slot + window[:, None] * K_PAD + kk[None, :])
                 w = load_matrix(w_ptr + tap, kk, kk < K, 9, offs_c, c_ok, K * 9)
-                acc = tl.dot(a, w, acc, input_precision=DOT_PRECISION)
+                acc = mma(a, w, acc, DOT_PRECISION)
         yy = y0 + oy
         xx = x0 + ox
         ok = (yy < H) & (xx < W)

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
-from .dot import bias_rows, dot_precision, ones_column, padded_channels
+from .dot import bias_accumulator, dot_precision, mma, padded_channels
 from .tiles import load_matrix, relu, slot_conv3x3_residual, tile_origin
 
 __all__ = [
@@ -71,7 +71,7 @@ def _wide_to_scratch(
         for f0 in tl.static_range(0, F_PAD, BLOCK_F):
             f = f0 + tl.arange(0, BLOCK_F)
             f_ok = f < F
-            acc = tl.dot(ones_column(HALO_CHUNK, dtype), bias_rows(b1_ptr, f, f_ok))
+            acc = bias_accumulator(HALO_CHUNK, b1_ptr, f, f_ok, dtype)
             for tap in tl.static_range(9):
                 src_ok = up if tap // 3 == 0 else (down if tap // 3 == 2 else inside)
                 if tap % 3 == 0:
@@ -85,7 +85,7 @@ def _wide_to_scratch(
                     other=0.0,
                 )
                 w1 = load_matrix(w1_ptr + tap, offs_c, c_ok, 9, f, f_ok, C * 9)
-                acc = tl.dot(window, w1, acc, input_precision=DOT_PRECISION)
+                acc = mma(window, w1, acc, DOT_PRECISION)
             h = tl.where(inside[:, None], relu(acc.to(dtype)), 0.0)
             tl.store(scratch + q[:, None] * F_PAD + f[None, :], h)
 

@@ -11,9 +11,9 @@ one-pixel halo -- chunk by chunk of ``HALO_CHUNK`` pixels, the 6C-wide activatio
 for every tile, so it stays in L2: HBM sees x read once and the output written once. Then the
 3x3 convolution reads the nine shifted windows of the slot, adds b3 and the scaled residual.
 Channel widths are padded to the ``tl.dot`` minimum by masked loads (L = 25 is stored as 32
-channels in the slot: 64-byte pixels, 16-byte vector accesses). Biases enter the products as a
-ones column times a bias row (:func:`wdsr_fast.kernels.dot.ones_column`), so accumulators start
-at the bias with no per-value add. Accumulation is in float32; the wide activation is rounded to
+channels in the slot: 64-byte pixels, 16-byte vector accesses). Accumulators start at the bias
+(:func:`wdsr_fast.kernels.dot.bias_accumulator`: for 16-bit operands a ones column times a bias
+row, with no per-value add). Accumulation is in float32; the wide activation is rounded to
 the input dtype before its ReLU and its product with W2, and l before the convolution, as the
 eager convolutions round them.
 
@@ -37,7 +37,7 @@ from torch import Tensor
 
 from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
-from .dot import bias_rows, dot_precision, ones_column, padded_channels
+from .dot import bias_accumulator, dot_precision, mma, padded_channels
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
 from .reduce import sum_rows
 from .tiles import (
@@ -64,13 +64,13 @@ __all__ = [
 
 @triton.jit
 def _pre_activation(
-    x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C: tl.constexpr, DOT_PRECISION: tl.constexpr
+    x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C: tl.constexpr, DOT_PRECISION: tl.constexpr
 ):
     """``pre = x W1[e, :]^T + b1[e]`` for one slice ``e`` of the wide channels, rounded to x's
     dtype as the eager 1x1 convolution rounds it; also the slice W1[e, :]^T ([C_PAD, len(e)])."""
     w1t = load_matrix(w1_ptr, offs_c, c_ok, 1, e, e_ok, C)
-    pre = tl.dot(ones, bias_rows(b1_ptr, e, e_ok))
-    return tl.dot(x, w1t, pre, input_precision=DOT_PRECISION).to(x.dtype), w1t
+    pre = bias_accumulator(x.shape[0], b1_ptr, e, e_ok, x.dtype)
+    return mma(x, w1t, pre, DOT_PRECISION).to(x.dtype), w1t
 
 
 @triton.jit
@@ -92,15 +92,14 @@ def _low_rank_to_scratch(
         xx = x0 - 1 + (q - hy * HALO_W)
         inside = (q < HALO_PIXELS) & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
         xin = load_pixels(x_image, yy, xx, inside, offs_c, c_ok, sxc, sxh, sxw)
-        ones = ones_column(HALO_CHUNK, xin.dtype)
-        low = tl.dot(ones, bias_rows(b2_ptr, offs_l, l_ok))
+        low = bias_accumulator(HALO_CHUNK, b2_ptr, offs_l, l_ok, xin.dtype)
         for e0 in tl.static_range(0, E, BLOCK_E):
             e = e0 + tl.arange(0, BLOCK_E)
             e_ok = e < E
-            pre, _ = _pre_activation(xin, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
+            pre, _ = _pre_activation(xin, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                      DOT_PRECISION)  # fmt: skip
             w2t = load_matrix(w2_ptr, e, e_ok, 1, offs_l, l_ok, E)
-            low = tl.dot(relu(pre), w2t, low, input_precision=DOT_PRECISION)
+            low = mma(relu(pre), w2t, low, DOT_PRECISION)
         low = tl.where(inside[:, None], low.to(xin.dtype), 0.0)
         tl.store(scratch + q[:, None] * L_PAD + offs_l[None, :], low)
 
@@ -156,17 +155,16 @@ def _chain_input_grad(
     """``dx = g + W1^T ((pre > 0) ⊙ W2^T dl)`` on a block of pixels (float32), pre recomputed
     slice by slice; the ReLU's backward as torch computes it (zero where pre <= 0, NaN
     passes), each product's input rounded to x's dtype as autograd's tensors are."""
-    ones = ones_column(x.shape[0], x.dtype)
     dx = g.to(tl.float32)
     for e0 in tl.static_range(0, E, BLOCK_E):
         e = e0 + tl.arange(0, BLOCK_E)
         e_ok = e < E
-        pre, w1t = _pre_activation(x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
+        pre, w1t = _pre_activation(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                    DOT_PRECISION)  # fmt: skip
         w2 = load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
-        dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
+        dh = mma(dl, w2, None, DOT_PRECISION)
         dpre = tl.where(pre <= 0.0, 0.0, dh).to(x.dtype)
-        dx = tl.dot(dpre, tl.trans(w1t), dx, input_precision=DOT_PRECISION)
+        dx = mma(dpre, tl.trans(w1t), dx, DOT_PRECISION)
     return dx
 
 
@@ -252,7 +250,7 @@ def wdsr_b_block_bwd_tile_kernel(
                 g_ok = ok & (gy >= 0) & (gy < H) & (gx >= 0) & (gx < W)
                 g_shift = load_pixels(g_image, gy, gx, g_ok, offs_c, c_ok, sgc, sgh, sgw)
                 w3 = load_matrix(w3_ptr + tap, offs_c, c_ok, L * 9, offs_l, l_ok, 9)
-                dl = tl.dot(g_shift, w3, dl, input_precision=DOT_PRECISION)
+                dl = mma(g_shift, w3, dl, DOT_PRECISION)
             dl = (dl * res_scale).to(dtype)
             db3 = tl.load(row + DB3 + offs_c) + tl.sum(g.to(tl.float32), axis=0)
             tl.store(row + DB3 + offs_c, db3)
@@ -286,7 +284,7 @@ def wdsr_b_block_bwd_tile_kernel(
                 g = load_pixels(g_image, y0 + oy, x0 + ox, ok, offs_c, c_ok, sgc, sgh, sgw)
                 window = (oy + k // 3) * HALO_W + ox + k % 3
                 low = tl.load(slot + window[:, None] * L_PAD + offs_l[None, :])
-                dw3 = tl.dot(tl.trans(g), low, dw3, input_precision=DOT_PRECISION)
+                dw3 = mma(tl.trans(g), low, dw3, DOT_PRECISION)
             tl.store(partial, dw3)
         if CHAIN_WEIGHT_GRAD:
             # The chain's weight gradients, one slice of the wide channels at a time.
@@ -306,12 +304,12 @@ def wdsr_b_block_bwd_tile_kernel(
                     yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
                     x = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
                     dl = tl.load(dl_slot + p[:, None] * L_PAD + offs_l[None, :])
-                    pre = tl.dot(x, w1t, input_precision=DOT_PRECISION) + b1v[None, :]
+                    pre = mma(x, w1t, None, DOT_PRECISION) + b1v[None, :]
                     pre = pre.to(dtype)
-                    dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
+                    dh = mma(dl, w2, None, DOT_PRECISION)
                     dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
-                    dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
-                    dw2t = tl.dot(tl.trans(relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
+                    dw1 = mma(tl.trans(dpre), x, dw1, DOT_PRECISION)
+                    dw2t = mma(tl.trans(relu(pre)), dl, dw2t, DOT_PRECISION)
                     db1 += dpre.to(tl.float32)
                 tl.store(dw1_part, dw1, mask=e_ok[:, None])
                 tl.store(dw2t_part, dw2t, mask=e_ok[:, None])
@@ -350,7 +348,6 @@ def wdsr_b_block_bwd_weight_kernel(
     l_ok = offs_l < L
     e = chunk * BLOCK_E + tl.arange(0, BLOCK_E)
     e_ok = e < E
-    ones = ones_column(PIXELS, dtype)
     dw1 = tl.zeros((BLOCK_E, C_PAD), tl.float32)
     dw2t = tl.zeros((BLOCK_E, L_PAD), tl.float32)
     db1 = tl.zeros((BLOCK_E,), tl.float32)
@@ -363,13 +360,13 @@ def wdsr_b_block_bwd_weight_kernel(
         pixel = (n * H + yy) * W + xx
         dl = tl.load(dl_ptr + pixel.to(tl.int64)[:, None] * L_PAD + offs_l[None, :],
                      mask=ok[:, None], other=0.0)  # fmt: skip
-        pre, _ = _pre_activation(x, ones, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
+        pre, _ = _pre_activation(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                  DOT_PRECISION)  # fmt: skip
         w2 = load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
-        dh = tl.dot(dl, w2, input_precision=DOT_PRECISION)
+        dh = mma(dl, w2, None, DOT_PRECISION)
         dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
-        dw1 = tl.dot(tl.trans(dpre), x, dw1, input_precision=DOT_PRECISION)
-        dw2t = tl.dot(tl.trans(relu(pre)), dl, dw2t, input_precision=DOT_PRECISION)
+        dw1 = mma(tl.trans(dpre), x, dw1, DOT_PRECISION)
+        dw2t = mma(tl.trans(relu(pre)), dl, dw2t, DOT_PRECISION)
         db1 += tl.sum(dpre.to(tl.float32), axis=0)
         db2 += tl.sum(dl.to(tl.float32), axis=0)
     row = partial_ptr + group.to(tl.int64) * (E * C + L * E + E + L)
