@@ -311,9 +311,10 @@ def weight_grad_config(
     every variant on every supported Triton: see the ahead-of-time compile test.
 
     - Pixel tiles of 128 (4 x 32) on sm_90 when x and grad_out pass
-      :func:`channels_vectorizable` and the products run on tensor cores, else of 64 (2 x 32:
-      per-element addresses, full-precision float32 FMA products whose operands hold a whole
-      tile per thread, or sm_80, whose mma.sync products keep their operands in registers:
+      :func:`channels_vectorizable` and the products take 16-bit operands, else of 64 (2 x 32:
+      per-element addresses; float32, whose FMA products hold a whole tile per thread and
+      whose TF32 operands are rounded in registers, WDSR-A's 128 -> 32 conv spilling 296 B
+      on 128-pixel tiles; or sm_80, whose mma.sync products keep their operands in registers:
       WDSR-A's weight gradients take 172-182 registers on 128-pixel tiles, 128 on 64, for
       1.2-1.35x the instructions).
     - Output-channel blocks of up to 128; 64 for full-precision float32 products and on
@@ -340,7 +341,7 @@ def weight_grad_config(
     if older_triton:
         budget //= 2
     block_ci = _channel_block(cin, max(16, budget // block_co))
-    tile_h = 4 if vectorizable and not full_precision and capability >= (9, 0) else 2
+    tile_h = 4 if vectorizable and dtype != torch.float32 and capability >= (9, 0) else 2
     ci_major = block_ci > block_co
     one_tap = not (full_precision or ci_major or older_triton)
     sixteen_bit = dtype != torch.float32 and vectorizable

@@ -49,13 +49,27 @@ def tf32_rounded(x):
 
 
 @triton.jit
-def mma(a, b, acc, PRECISION: tl.constexpr):
-    """``acc + a @ b`` (``acc`` may be None) on the tensor cores at input ``PRECISION``
-    (:func:`dot_precision`), a float32 accumulator; a TF32 product's operands are rounded to
-    the nearest TF32 value first (:func:`tf32_rounded`)."""
+def _operands(a, b, PRECISION: tl.constexpr):
+    """The operands of a product at input ``PRECISION``: rounded to the nearest TF32 value for
+    TF32 (:func:`tf32_rounded`), else as they are."""
     if PRECISION == "tf32":
-        return tl.dot(tf32_rounded(a), tf32_rounded(b), acc, input_precision="tf32")
+        return tf32_rounded(a), tf32_rounded(b)
+    return a, b
+
+
+@triton.jit
+def mma(a, b, acc, PRECISION: tl.constexpr):
+    """``acc + a @ b`` on the tensor cores at input ``PRECISION`` (:func:`dot_precision`), a
+    float32 accumulator; a TF32 product's operands are rounded to the nearest TF32 value first."""
+    a, b = _operands(a, b, PRECISION)
     return tl.dot(a, b, acc, input_precision=PRECISION)
+
+
+@triton.jit
+def product(a, b, PRECISION: tl.constexpr):
+    """``a @ b`` in float32, as :func:`mma` computes it without an accumulator."""
+    a, b = _operands(a, b, PRECISION)
+    return tl.dot(a, b, input_precision=PRECISION)
 
 
 @triton.jit

@@ -31,7 +31,7 @@ import triton.language as tl
 from torch import Tensor
 
 from . import launch
-from .dot import dot_precision, mma, padded_channels
+from .dot import dot_precision, mma, padded_channels, product
 from .reduce import sum_rows
 
 __all__ = [
@@ -89,7 +89,7 @@ def _wide_chunk(
         other=0.0,
     )
     b1 = tl.load(b1_ptr + e, mask=e_ok, other=0.0).to(tl.float32)
-    return mma(x, w1t, None, DOT_PRECISION) + b1[None, :], w1t
+    return product(x, w1t, DOT_PRECISION) + b1[None, :], w1t
 
 
 @triton.jit
@@ -102,7 +102,7 @@ def _wide_grad_chunk(
         mask=l_ok[:, None] & e_ok[None, :],
         other=0.0,
     )
-    return mma(dlow, w2, None, DOT_PRECISION)
+    return product(dlow, w2, DOT_PRECISION)
 
 
 @triton.jit
@@ -288,6 +288,7 @@ _TILES: dict[str, dict[str, tuple[tuple[int, tuple[int, int, int, int]], ...]]] 
 }  # fmt: skip
 # Rows that replace those of _TILES on Tritons before 3.7, which spill registers on the latter.
 _OLDER_TRITON_TILES: dict[tuple[str, str], tuple[tuple[int, tuple[int, int, int, int]], ...]] = {
+    ("input_grad", "tf32"): ((32, (64, 32, 8, 2)), (128, (32, 32, 8, 2)), (0, (16, 16, 8, 2))),
     ("weight_grad", "tf32"): ((32, (32, 32, 8, 2)), (128, (32, 16, 8, 2)), (0, (16, 16, 8, 2))),
 }  # fmt: skip
 STAGES = tuple(_TILES)

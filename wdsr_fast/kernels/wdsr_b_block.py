@@ -37,7 +37,7 @@ from torch import Tensor
 
 from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
-from .dot import bias_accumulator, dot_precision, mma, padded_channels
+from .dot import bias_accumulator, dot_precision, mma, padded_channels, product
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
 from .reduce import sum_rows
 from .tiles import (
@@ -162,7 +162,7 @@ def _chain_input_grad(
         pre, w1t = _pre_activation(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                    DOT_PRECISION)  # fmt: skip
         w2 = load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
-        dh = mma(dl, w2, None, DOT_PRECISION)
+        dh = product(dl, w2, DOT_PRECISION)
         dpre = tl.where(pre <= 0.0, 0.0, dh).to(x.dtype)
         dx = mma(dpre, tl.trans(w1t), dx, DOT_PRECISION)
     return dx
@@ -304,9 +304,9 @@ def wdsr_b_block_bwd_tile_kernel(
                     yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
                     x = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
                     dl = tl.load(dl_slot + p[:, None] * L_PAD + offs_l[None, :])
-                    pre = mma(x, w1t, None, DOT_PRECISION) + b1v[None, :]
+                    pre = product(x, w1t, DOT_PRECISION) + b1v[None, :]
                     pre = pre.to(dtype)
-                    dh = mma(dl, w2, None, DOT_PRECISION)
+                    dh = product(dl, w2, DOT_PRECISION)
                     dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
                     dw1 = mma(tl.trans(dpre), x, dw1, DOT_PRECISION)
                     dw2t = mma(tl.trans(relu(pre)), dl, dw2t, DOT_PRECISION)
@@ -363,7 +363,7 @@ def wdsr_b_block_bwd_weight_kernel(
         pre, _ = _pre_activation(x, w1_ptr, b1_ptr, e, e_ok, offs_c, c_ok, C,
                                  DOT_PRECISION)  # fmt: skip
         w2 = load_matrix(w2_ptr, offs_l, l_ok, E, e, e_ok, 1)
-        dh = mma(dl, w2, None, DOT_PRECISION)
+        dh = product(dl, w2, DOT_PRECISION)
         dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
         dw1 = mma(tl.trans(dpre), x, dw1, DOT_PRECISION)
         dw2t = mma(tl.trans(relu(pre)), dl, dw2t, DOT_PRECISION)
