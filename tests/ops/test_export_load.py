@@ -34,6 +34,7 @@ def test_exported_fused_model_loads_in_a_fresh_process(tmp_path):
         """
         import sys, torch, wdsr_fast
         folder = sys.argv[1]
+        torch.backends.cudnn.allow_tf32 = sys.argv[2] == "1"  # float32 products as here
         x = torch.load(f"{folder}/x.pt")
         for name in ("b", "a"):
             program = torch.export.load(f"{folder}/{name}.pt2")
@@ -45,7 +46,8 @@ def test_exported_fused_model_loads_in_a_fresh_process(tmp_path):
     )
     env = dict(os.environ, TRITON_INTERPRET="0" if HAS_CUDA else "1")
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True
-    )
+        [sys.executable, "-c", script, str(tmp_path), str(int(torch.backends.cudnn.allow_tf32))],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "loaded" in proc.stdout

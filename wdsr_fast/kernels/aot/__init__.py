@@ -10,6 +10,8 @@ a GPU architecture, without a GPU; read registers, spills and SASS; estimate cos
   backward), recorded and reduced to their distinct variants; ``python -m
   wdsr_fast.kernels.aot.cases`` compiles them all and prints registers and spills.
 - :mod:`.report`: the static cost report of one block forward and backward.
+- :mod:`.measure`: on a CUDA GPU, the measured time of each kernel the report covers, beside
+  its static bound.
 
 Nothing here is imported at run time; compiling needs the real ``triton.jit`` (the process
 must not have ``TRITON_INTERPRET=1``).
