@@ -276,8 +276,12 @@ def forward_config(
     128-pixel tiles (4 x 32); otherwise each element needs its own address registers, so
     tiles are 64 pixels. At most 64 output channels per program and 32 input channels per
     product; full-precision float32 products (``precision`` "ieee": FMA, whole operand rows
-    in registers) take 64-pixel tiles, 32 output and 16 input channels; TF32 products on sm_80
-    take 16 input channels (with 32, rounding the operands to TF32 spills the 128 -> 32 conv).
+    in registers) take 64-pixel tiles, 32 output and 16 input channels. TF32 products, whose
+    operands are rounded in registers, take 16 input channels, and 32 output channels where
+    there are more than 32 input channels: the widest blocks that stay spill-free on every
+    supported Triton (wider, WDSR-A's 128 -> 32 conv spills on sm_80, and WDSR-B's 64-channel
+    conv on sm_80 with Triton 3.6; narrower output blocks for WDSR-A's 32 -> 128 conv spill
+    with Triton 3.2).
     Zero register spills for all of them: see the ahead-of-time compile test.
 
     The taps' loop is unrolled in the source on sm_90, where a rolled loop waits for each
@@ -288,9 +292,9 @@ def forward_config(
     programs per SM, for about 1.15x the instructions. Tritons before 3.7 unroll it in the
     source everywhere (left to the compiler, a TF32 product spills there on sm_80)."""
     full_precision = dtype == torch.float32 and precision == "ieee"
-    block_n = _channel_block(cout, 32 if full_precision else 64)
-    tf32_on_sm80 = dtype == torch.float32 and not full_precision and capability < (9, 0)
-    block_k = _channel_block(cin, 16 if full_precision or tf32_on_sm80 else 32)
+    float32 = dtype == torch.float32
+    block_n = _channel_block(cout, 32 if full_precision or (float32 and cin > 32) else 64)
+    block_k = _channel_block(cin, 16 if float32 else 32)
     tile_h = 4 if vectorizable and not full_precision else 2
     older_triton = triton_version < launch.TIGHT_REGISTERS_SINCE
     unroll_taps = capability >= (9, 0) or full_precision or older_triton

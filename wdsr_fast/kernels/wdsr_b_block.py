@@ -448,14 +448,16 @@ def forward_config(
     16-bit and TF32 operands: 128-pixel chunks, 64 wide channels at a time for 16-bit operands
     of at most 32 channels on sm_90, else 32 (the default block: at most 128 registers per
     thread, 25% occupancy, on sm_80 and sm_90). Full-precision float32 (FMA products hold whole
-    operand rows in registers): 64-pixel chunks, 16 wide channels, on Triton 3.7 and later
-    (older ones spill there at any chunk size: the two-kernel forward runs). Zero spills for
-    all of them: see the ahead-of-time compile test."""
+    operand rows in registers): 64-pixel chunks, 16 wide channels, on Triton 3.7 and later.
+    Tritons before 3.7 run the two-kernel forward for float32: full precision spills there at
+    any chunk size, and TF32, whose operands are rounded in registers, spills 28 B on sm_80.
+    Zero spills for all of them: see the ahead-of-time compile test."""
     widest = max(padded_channels(channels), padded_channels(low))
     if widest > 32 and (dtype == torch.float32 or not channels_innermost):
         return None
-    if dtype == torch.float32 and precision == "ieee":
-        if triton_version < launch.TIGHT_REGISTERS_SINCE:
+    older_triton = triton_version < launch.TIGHT_REGISTERS_SINCE
+    if dtype == torch.float32 and (precision == "ieee" or older_triton):
+        if older_triton:
             return None
         return FusedForwardConfig(16, 32, 64, 64, 16, 8, num_stages=1, programs_per_sm=2)
     wide_slice = dtype != torch.float32 and widest <= 32 and capability >= (9, 0)
