@@ -3,9 +3,10 @@ kernels whose dots use TF32 (``torch.backends.cudnn.allow_tf32`` on; docs/design
 
 Inside :func:`tf32_products`, every float32 convolution and matrix product, forward and
 backward, first rounds its two product operands to the nearest TF32 value (10 mantissa bits,
-ties to even) and then computes in float32, which is what TF32 tensor cores compute, on any
-device. A convolution's bias is not a product operand and is left alone. cuDNN's own choice
-(it may or may not use TF32 for a given shape) no longer decides what the kernels are held to.
+ties to even) and then computes in float32: the products TF32 tensor cores compute from
+operands rounded to nearest, on any device. A convolution's bias is not a product operand and
+is left alone. cuDNN's own choice (it may or may not use TF32 for a given shape) does not decide
+what the kernels are held to.
 """
 
 from __future__ import annotations
