@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from wdsr_fast.kernels import launch
-from wdsr_fast.kernels.conv3x3 import conv3x3_forward, conv3x3_weight_grad
+from wdsr_fast.kernels.conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from wdsr_fast.testing.layouts import in_layout
 
 from helpers.devices import HAS_CUDA, requires_cuda
@@ -43,9 +43,10 @@ def conv_contract(
     relu_mask: Tensor | None = None,
     residual: Tensor | None = None,
     res_scale: float = 1.0,
+    flip_taps: bool = False,
 ) -> Tensor:
     """The forward contract of ``conv3x3_forward`` in plain PyTorch ops."""
-    y = F.conv2d(x, w, b, padding=1)
+    y = F.conv2d(x, w.flip(2, 3) if flip_taps else w, b, padding=1)
     if relu:
         y = torch.relu(y)
     if relu_mask is not None:
@@ -151,10 +152,29 @@ def test_relu_keeps_nan_like_torch():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize(("cin", "cout", "n", "h", "w", "layout"), FORWARD_SHAPES[::2])
-def test_input_gradient_is_forward_with_flipped_weights(cin, cout, n, h, w, layout, dtype):
+def test_input_gradient(cin, cout, n, h, w, layout, dtype):
+    """The forward kernel reading the weight's taps in reverse order, channels swapped."""
+    assert_input_gradient_matches(cin, cout, n, h, w, layout, dtype)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="chooses the launch configuration of a simulated GPU")
+def test_input_gradient_with_the_taps_loop_rolled(monkeypatch: pytest.MonkeyPatch):
+    """sm_80's rolled taps' loop flips taps given at run time."""
+    monkeypatch.setitem(launch.simulated_device, "capability", (8, 0))
+    assert_input_gradient_matches(32, 128, 2, 9, 13, "channels_last", torch.float16)
+
+
+def test_forward_with_flipped_taps():
+    x, w, b = rand(2, 16, 5, 7), rand(24, 16, 3, 3), rand(24)
+    assert_forward_matches(x, w, b, flip_taps=True)
+
+
+def assert_input_gradient_matches(
+    cin: int, cout: int, n: int, h: int, w: int, layout: str, dtype: torch.dtype
+) -> None:
     x, wt = rand(n, cin, h, w, dtype=dtype), rand(cout, cin, 3, 3, dtype=dtype) / cin**0.5
     g = in_layout(rand(n, cout, h, w, dtype=dtype), layout)
-    dx = conv3x3_forward(g, wt.flip(2, 3).transpose(0, 1), None)
+    dx = conv3x3_input_grad(g, wt)
 
     def input_grad(dt: torch.dtype) -> Tensor:
         xd = x.detach().to("cpu", dt).requires_grad_(True)

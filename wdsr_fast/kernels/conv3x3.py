@@ -35,7 +35,7 @@ from torch import Tensor
 
 from . import launch
 from .dot import dot_precision, mma, padded_channels
-from .reduce import sum_rows
+from .reduce import contiguous_views, gradients_from_partials
 from .tiles import load_matrix, load_pixels, tile_origin, tile_pixels
 
 # --------------------------------------------------------------------------------------------
@@ -48,14 +48,18 @@ def _tap_product(
     x_image, w_ptr, acc, tap, yy, xx, ok, co, co_ok, H, W,
     sxc, sxh, sxw, swo, swi, swh, sww,
     CIN: tl.constexpr, BLOCK_K: tl.constexpr, INPUT_PRECISION: tl.constexpr,
+    FLIP_TAPS: tl.constexpr,
 ):  # fmt: skip
     """acc + the window of x shifted by tap (ky, kx) = (tap // 3, tap % 3) - 1 at the pixels
-    (yy, xx) times the weight's tap, [pixels, co], BLOCK_K input channels at a time; x is zero
-    outside the image."""
+    (yy, xx) times the weight's tap (ky, kx), or (2 - ky, 2 - kx) if FLIP_TAPS, [pixels, co],
+    BLOCK_K input channels at a time; x is zero outside the image."""
     sy = yy + tap // 3 - 1
     sx = xx + tap % 3 - 1
     src_ok = ok & (sy >= 0) & (sy < H) & (sx >= 0) & (sx < W)
-    w_tap = w_ptr + (tap // 3) * swh + (tap % 3) * sww
+    if FLIP_TAPS:
+        w_tap = w_ptr + (2 - tap // 3) * swh + (2 - tap % 3) * sww
+    else:
+        w_tap = w_ptr + (tap // 3) * swh + (tap % 3) * sww
     for k0 in tl.static_range(0, CIN, BLOCK_K):
         ci = k0 + tl.arange(0, BLOCK_K)
         ci_ok = ci < CIN
@@ -79,12 +83,13 @@ def conv3x3_forward_kernel(
     HAS_BIAS: tl.constexpr, RELU: tl.constexpr, HAS_MASK: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr, INPUT_PRECISION: tl.constexpr,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    UNROLL_TAPS: tl.constexpr,
+    UNROLL_TAPS: tl.constexpr, FLIP_TAPS: tl.constexpr,
 ):  # fmt: skip
     """One tile of TILE_H x TILE_W pixels (program axis 0) by BLOCK_N output channels (axis 1)
     of y: the nine taps' shifted windows of x, BLOCK_K input channels at a time, times the
-    weight read through its strides, then ``scale`` and the epilogues. The taps' loop is
-    unrolled in the source if UNROLL_TAPS, else left to the compiler to unroll or not."""
+    weight read through its strides (its taps in reverse order if FLIP_TAPS), then ``scale``
+    and the epilogues. The taps' loop is unrolled in the source if UNROLL_TAPS, else left to
+    the compiler to unroll or not."""
     n, y0, x0 = tile_origin(tl.program_id(0), tiles_h * tiles_w, tiles_w, TILE_H, TILE_W)
     p = tl.arange(0, TILE_H * TILE_W)
     yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
@@ -96,12 +101,12 @@ def conv3x3_forward_kernel(
         for tap in tl.static_range(9):
             acc = _tap_product(x_image, w_ptr, acc, tap, yy, xx, ok, co, co_ok, H, W,
                                sxc, sxh, sxw, swo, swi, swh, sww,
-                               CIN, BLOCK_K, INPUT_PRECISION)  # fmt: skip
+                               CIN, BLOCK_K, INPUT_PRECISION, FLIP_TAPS)  # fmt: skip
     else:
         for tap in range(9):
             acc = _tap_product(x_image, w_ptr, acc, tap, yy, xx, ok, co, co_ok, H, W,
                                sxc, sxh, sxw, swo, swi, swh, sww,
-                               CIN, BLOCK_K, INPUT_PRECISION)  # fmt: skip
+                               CIN, BLOCK_K, INPUT_PRECISION, FLIP_TAPS)  # fmt: skip
     acc = acc * scale
     out_ok = ok[:, None] & co_ok[None, :]
     if HAS_BIAS:
@@ -368,9 +373,11 @@ def conv3x3_forward(
     residual: Tensor | None = None,
     res_scale: float = 1.0,
     scale: float = 1.0,
+    flip_taps: bool = False,
 ) -> Tensor:
     """``y = scale * conv2d(x, weight, padding=1) + bias``, then optional ReLU, mask and
-    residual.
+    residual; with ``flip_taps``, ``weight.flip(2, 3)`` in place of ``weight``, without a copy
+    (the kernel reads tap (ky, kx) at (2 - ky, 2 - kx)).
 
     ``y = relu(y)`` if ``relu``; ``y = where(relu_mask > 0, y, 0)`` if ``relu_mask`` is given
     (the ReLU backward); ``y = residual + res_scale * y`` if ``residual`` is given.
@@ -398,8 +405,8 @@ def conv3x3_forward(
     )  # fmt: skip
     mask = relu_mask if relu_mask is not None else y
     res = residual if residual is not None else y
-    tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
-    grid = (n * tiles_h * tiles_w, triton.cdiv(cout, cfg.block_n))
+    tiles_h, tiles_w = launch.cdiv(h, cfg.tile_h), launch.cdiv(w, cfg.tile_w)
+    grid = (n * tiles_h * tiles_w, launch.cdiv(cout, cfg.block_n))
     conv3x3_forward_kernel[grid](
         x, weight, bias if bias is not None else weight, mask, res, y,
         n, h, w, tiles_h, tiles_w,
@@ -409,7 +416,7 @@ def conv3x3_forward(
         HAS_BIAS=bias is not None, RELU=relu, HAS_MASK=relu_mask is not None,
         HAS_RESIDUAL=residual is not None, INPUT_PRECISION=dot_precision(x.dtype),
         TILE_H=cfg.tile_h, TILE_W=cfg.tile_w, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
-        UNROLL_TAPS=cfg.unroll_taps, num_warps=cfg.num_warps, num_stages=1,
+        UNROLL_TAPS=cfg.unroll_taps, FLIP_TAPS=flip_taps, num_warps=cfg.num_warps, num_stages=1,
     )  # fmt: skip
     return y
 
@@ -423,21 +430,26 @@ def conv3x3_input_grad(
     residual: Tensor | None = None,
 ) -> Tensor:
     """Input gradient of ``conv2d(x, weight_scale * weight, padding=1)``: the forward kernel on
-    the adjoint weights (flipped, input and output channels swapped, read through their
-    strides; ``weight_scale`` applied to the float32 accumulator), with the same optional mask
-    and residual epilogues.
+    the adjoint weights (taps flipped by the kernel, input and output channels swapped through
+    the strides: no copy; ``weight_scale`` applied to the float32 accumulator), with the same
+    optional mask and residual epilogues.
 
     grad_out: (N, Cout, H, W), any strides; weight: (Cout, Cin, 3, 3). Returns (N, Cin, H, W)
     channels_last.
     """
-    adjoint = weight.flip(2, 3).transpose(0, 1)
     return conv3x3_forward(
-        grad_out, adjoint, None, relu_mask=relu_mask, residual=residual, scale=weight_scale
-    )
+        grad_out, weight.transpose(0, 1), None, relu_mask=relu_mask, residual=residual,
+        scale=weight_scale, flip_taps=True,
+    )  # fmt: skip
 
 
 def conv3x3_weight_grad(
-    x: Tensor, grad_out: Tensor, *, num_splits: int | None = None
+    x: Tensor,
+    grad_out: Tensor,
+    *,
+    scale: float = 1.0,
+    dtype: torch.dtype = torch.float32,
+    num_splits: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Weight and bias gradients of ``conv2d(x, weight, padding=1) + bias``.
 
@@ -445,7 +457,8 @@ def conv3x3_weight_grad(
     w+kx-1]`` (x zero-padded by one pixel), ``grad_bias[co] = sum_{n,h,w} grad_out[n, co, h, w]``.
 
     x: (N, Cin, H, W), grad_out: (N, Cout, H, W), same dtype and device, any strides.
-    Returns float32 (Cout, Cin, 3, 3) and (Cout,), views of one buffer. The tiles are cut into
+    Returns ``scale`` times them, (Cout, Cin, 3, 3) and (Cout,), separate contiguous tensors of
+    ``dtype`` (summed in float32, scaled, then rounded once). The tiles are cut into
     ``num_splits`` interleaved sets (default: about two programs per SM) whose partial sums are
     added in a fixed order, so two calls give bit-identical results.
     """
@@ -461,18 +474,16 @@ def conv3x3_weight_grad(
         cin, cout, vectorizable, x.dtype, dot_precision(x.dtype), capability,
         launch.triton_version(),
     )  # fmt: skip
-    tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
+    tiles_h, tiles_w = launch.cdiv(h, cfg.tile_h), launch.cdiv(w, cfg.tile_w)
     tiles = n * tiles_h * tiles_w
-    grid_rows = 3 * triton.cdiv(cin, cfg.block_ci) + 1  # the taps' rows, the bias row
-    co_blocks = triton.cdiv(cout, cfg.block_co)
+    grid_rows = 3 * launch.cdiv(cin, cfg.block_ci) + 1  # the taps' rows, the bias row
+    co_blocks = launch.cdiv(cout, cfg.block_co)
     if num_splits is None:
         wanted = cfg.programs_per_sm * launch.multiprocessor_count(x.device)
-        num_splits = max(1, min(tiles, triton.cdiv(wanted, grid_rows * co_blocks)))
+        num_splits = max(1, min(tiles, launch.cdiv(wanted, grid_rows * co_blocks)))
     row = cout * cin * 9 + cout
-    partials = launch.empty((num_splits, row), torch.float32, x.device)
-    if tiles == 0:
-        partials.zero_()
-    else:
+    partials = launch.empty((num_splits if tiles else 0, row), torch.float32, x.device)
+    if tiles:
         conv3x3_weight_grad_kernel[(grid_rows, co_blocks, num_splits)](
             x, grad_out, partials,
             n, h, w, tiles_h, tiles_w, row,
@@ -482,5 +493,6 @@ def conv3x3_weight_grad(
             ONE_TAP_AT_A_TIME=cfg.one_tap_at_a_time, INPUT_PRECISION=dot_precision(x.dtype),
             num_warps=cfg.num_warps, num_stages=1, maxnreg=cfg.max_registers,
         )  # fmt: skip
-    total = sum_rows(partials)
-    return total[: cout * cin * 9].view(cout, cin, 3, 3), total[cout * cin * 9 :]
+    views = contiguous_views([(cout, cin, 3, 3), (cout,)])
+    dw, db = gradients_from_partials(partials, views, dtype, scale=scale, scaled_from=0)
+    return dw, db

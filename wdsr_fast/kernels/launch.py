@@ -17,6 +17,7 @@ from torch import Tensor
 __all__ = [
     "INDEX_LIMIT",
     "TIGHT_REGISTERS_SINCE",
+    "cdiv",
     "check_image_extent",
     "device_capability",
     "empty",
@@ -68,6 +69,12 @@ def triton_version() -> tuple[int, int]:
     """(major, minor) of the installed Triton, which compiles the kernels."""
     major, minor = triton.__version__.split(".")[:2]
     return int(major), int(minor)
+
+
+def cdiv(a: int, b: int) -> int:
+    """ceil(a / b) for integers, b > 0 (the same as ``triton.cdiv``, which costs a couple of
+    microseconds per call on the host as a Triton constexpr function)."""
+    return -(-a // b)
 
 
 # Kernels index within one image in int32 (fewer registers); the batch offset is 64-bit.

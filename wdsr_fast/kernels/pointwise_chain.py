@@ -32,7 +32,7 @@ from torch import Tensor
 
 from . import launch
 from .dot import dot_precision, mma, padded_channels, product
-from .reduce import sum_rows
+from .reduce import contiguous_views, gradients_from_partials
 
 __all__ = [
     "STAGES",
@@ -324,7 +324,7 @@ def _weight_grad_groups(n_tiles: int, n_chunks: int, device: torch.device) -> in
     """Pixel-tile groups of the weight-gradient kernel (its grid is chunks x groups): about two
     programs per SM, each looping over several tiles; partial rows = groups."""
     programs = 2 * launch.multiprocessor_count(device)
-    return max(1, min(n_tiles, triton.cdiv(programs, n_chunks)))
+    return max(1, min(n_tiles, launch.cdiv(programs, n_chunks)))
 
 
 def _as_matrix(weight: Tensor) -> Tensor:
@@ -347,7 +347,7 @@ def pointwise_chain_forward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: T
         return out
     precision = dot_precision(x.dtype)
     cfg = chain_config("forward", c, low, x.dtype, precision, launch.triton_version())
-    grid = (triton.cdiv(n_pixels, cfg.block_p),)
+    grid = (launch.cdiv(n_pixels, cfg.block_p),)
     pointwise_chain_fwd_kernel[grid](
         x, w1m, b1, w2m, b2, out,
         n_pixels, h * w, w,
@@ -386,15 +386,13 @@ def pointwise_chain_backward(
     precision = dot_precision(x.dtype)
     partial_row = e * c + low * e + e + low
     wcfg = chain_config("weight_grad", c, low, x.dtype, precision, launch.triton_version())
-    n_chunks = triton.cdiv(e, wcfg.block_e)
-    n_groups = _weight_grad_groups(triton.cdiv(n_pixels, wcfg.block_p), n_chunks, x.device)
-    partials = launch.empty((n_groups, partial_row), torch.float32, x.device)
-    if n_pixels == 0:
-        partials.zero_()
-    else:
+    n_chunks = launch.cdiv(e, wcfg.block_e)
+    n_groups = _weight_grad_groups(launch.cdiv(n_pixels, wcfg.block_p), n_chunks, x.device)
+    partials = launch.empty((n_groups if n_pixels else 0, partial_row), torch.float32, x.device)
+    if n_pixels:
         icfg = chain_config("input_grad", c, low, x.dtype, precision, launch.triton_version())
         gres = grad_residual if grad_residual is not None else x
-        pointwise_chain_bwd_input_kernel[(triton.cdiv(n_pixels, icfg.block_p),)](
+        pointwise_chain_bwd_input_kernel[(launch.cdiv(n_pixels, icfg.block_p),)](
             x, grad_low, gres, w1m, b1, w2m, dx,
             n_pixels, h * w, w,
             *x.stride(), *grad_low.stride(), *gres.stride(), *dx.stride(),
@@ -413,10 +411,6 @@ def pointwise_chain_backward(
             C_PAD=wcfg.c_pad, L_PAD=wcfg.l_pad, BLOCK_P=wcfg.block_p, BLOCK_E=wcfg.block_e,
             DOT_PRECISION=precision, num_warps=wcfg.num_warps, num_stages=wcfg.num_stages,
         )  # fmt: skip
-    total = sum_rows(partials)
-    ends = (e * c, e * c + low * e, e * c + low * e + e)
-    dw1 = total[: ends[0]].view(w1.shape).to(x.dtype, copy=True)
-    dw2 = total[ends[0] : ends[1]].view(w2.shape).to(x.dtype, copy=True)
-    db1 = total[ends[1] : ends[2]].to(x.dtype, copy=True)
-    db2 = total[ends[2] :].to(x.dtype, copy=True)
+    views = contiguous_views([tuple(w1.shape), tuple(w2.shape), (e,), (low,)])
+    dw1, dw2, db1, db2 = gradients_from_partials(partials, views, x.dtype)
     return dx, dw1, db1, dw2, db2

@@ -203,11 +203,11 @@ def wdsr_a_block_forward(
     if out.numel() == 0:
         return out
     launch.check_image_extent("x", x)
-    tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
+    tiles_h, tiles_w = launch.cdiv(h, cfg.tile_h), launch.cdiv(w, cfg.tile_w)
     tiles = n * tiles_h * tiles_w
     programs = min(tiles, cfg.programs_per_sm * launch.multiprocessor_count(x.device))
     f_pad = padded_channels(f)
-    halo_chunks = triton.cdiv((cfg.tile_h + 2) * (cfg.tile_w + 2), cfg.halo_chunk)
+    halo_chunks = launch.cdiv((cfg.tile_h + 2) * (cfg.tile_w + 2), cfg.halo_chunk)
     scratch = launch.empty((programs, halo_chunks * cfg.halo_chunk, f_pad), x.dtype, x.device)
     wdsr_a_block_fwd_kernel[(programs,)](
         x, w1, b1, w2, b2, out, scratch,
@@ -228,15 +228,9 @@ def wdsr_a_block_backward(
     """Gradients (dx, dw1, db1, dw2, db2) given grad = dLoss/dout, each shaped like its argument,
     in x's dtype; dx channels_last."""
     h = conv3x3_forward(x, w1, b1, relu=True)
-    dw2, db2 = conv3x3_weight_grad(h, grad)
+    dw2, db2 = conv3x3_weight_grad(h, grad, scale=res_scale, dtype=x.dtype)
     dh = conv3x3_input_grad(grad, w2, weight_scale=res_scale, relu_mask=h)
     del h
-    dw1, db1 = conv3x3_weight_grad(x, dh)
+    dw1, db1 = conv3x3_weight_grad(x, dh, dtype=x.dtype)
     dx = conv3x3_input_grad(dh, w1, residual=grad)
-    return (
-        dx,
-        dw1.to(x.dtype, copy=True),
-        db1.to(x.dtype, copy=True),
-        (dw2 * res_scale).to(x.dtype),
-        (db2 * res_scale).to(x.dtype),
-    )
+    return dx, dw1, db1, dw2, db2

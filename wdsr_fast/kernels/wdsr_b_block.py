@@ -39,7 +39,7 @@ from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
 from .dot import bias_accumulator, dot_precision, mma, padded_channels, product
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
-from .reduce import sum_rows
+from .reduce import RowView, contiguous_views, gradients_from_partials
 from .tiles import (
     load_matrix,
     load_pixels,
@@ -491,11 +491,11 @@ def wdsr_b_block_forward(
     if out.numel() == 0:
         return out
     launch.check_image_extent("x", x)
-    tiles_h, tiles_w = triton.cdiv(h, cfg.tile_h), triton.cdiv(w, cfg.tile_w)
+    tiles_h, tiles_w = launch.cdiv(h, cfg.tile_h), launch.cdiv(w, cfg.tile_w)
     tiles = n * tiles_h * tiles_w
     programs = min(tiles, cfg.programs_per_sm * launch.multiprocessor_count(x.device))
     l_pad = padded_channels(low)
-    halo_chunks = triton.cdiv((cfg.tile_h + 2) * (cfg.tile_w + 2), cfg.halo_chunk)
+    halo_chunks = launch.cdiv((cfg.tile_h + 2) * (cfg.tile_w + 2), cfg.halo_chunk)
     scratch = launch.empty((programs, halo_chunks * cfg.halo_chunk, l_pad), x.dtype, x.device)
     wdsr_b_block_fwd_kernel[(programs,)](
         x, w1, b1, w2, b2, w3, b3, out, scratch,
@@ -577,11 +577,9 @@ def _composed_backward(
     input and weight gradients, the chain's gradients."""
     low = pointwise_chain_forward(x, w1, b1, w2, b2)
     grad_low = conv3x3_input_grad(grad, w3, weight_scale=res_scale)
-    dw3, db3 = conv3x3_weight_grad(low, grad)
+    dw3, db3 = conv3x3_weight_grad(low, grad, scale=res_scale, dtype=x.dtype)
     del low
     dx, dw1, db1, dw2, db2 = pointwise_chain_backward(x, grad_low, w1, b1, w2, grad_residual=grad)
-    dw3 = (dw3 * res_scale).to(x.dtype)
-    db3 = (db3 * res_scale).to(x.dtype)
     return dx, dw1, db1, dw2, db2, dw3, db3
 
 
@@ -611,29 +609,38 @@ def wdsr_b_block_backward(
         return _composed_backward(grad, x, w1, b1, w2, b2, w3, res_scale)
     c_pad, l_pad = padded_channels(c), padded_channels(low)
     dx = launch.empty((n, c, h, w), x.dtype, x.device, torch.channels_last)
-    # The tile kernel's partial row, and the weight kernel's.
-    tile_row = {"dw3": 9 * c_pad * l_pad, "db3": c_pad, "db2": l_pad, "dw1": e * c_pad,
-                "dw2t": e * l_pad, "db1": e}  # fmt: skip
-    chain_row = {"dw1": e * c, "dw2": low * e, "db1": e, "db2": low}
-    tile_sums = torch.zeros(sum(tile_row.values()), dtype=torch.float32, device=x.device)
-    chain_sums = None
-    if dx.numel() > 0:
+    t = cfg.tile
+    tiles_h, tiles_w = launch.cdiv(h, t.tile_h), launch.cdiv(w, t.tile_w)
+    sms = launch.multiprocessor_count(x.device)
+    programs = min(n * tiles_h * tiles_w, t.programs_per_sm * sms)
+    # The tile kernel's partial row: [dW3 (9, C_PAD, L_PAD) | db3 | db2 | dW1 (E, C_PAD) |
+    # dW2^T (E, L_PAD) | db1], and where each gradient lies in it.
+    db3_at = 9 * c_pad * l_pad
+    dw1_at = db3_at + c_pad + l_pad
+    dw2t_at = dw1_at + e * c_pad
+    db1_at = dw2t_at + e * l_pad
+    tile_views = [
+        RowView((e, c, 1, 1), dw1_at, (c_pad, 1, 1, 1)),
+        RowView((e,), db1_at, (1,)),
+        RowView((low, e, 1, 1), dw2t_at, (1, l_pad, 1, 1)),
+        RowView((low,), db3_at + c_pad, (1,)),
+        RowView((c, low, 3, 3), 0, (l_pad, 1, 3 * c_pad * l_pad, c_pad * l_pad)),
+        RowView((c,), db3_at, (1,)),
+    ]
+    partials = launch.empty((programs, db1_at + e), torch.float32, x.device)
+    dl = launch.empty((0 if cfg.in_tile else n * h * w, l_pad), x.dtype, x.device)
+    channels = dict(C=c, E=e, L=low, C_PAD=c_pad, L_PAD=l_pad, DOT_PRECISION=precision)
+    wide_chunks = launch.cdiv(e, cfg.weight_block_e)
+    if programs:
         launch.check_image_extent("x", x)
         launch.check_image_extent("grad", grad)
-        t = cfg.tile
-        tiles_h, tiles_w = triton.cdiv(h, t.tile_h), triton.cdiv(w, t.tile_w)
-        sms = launch.multiprocessor_count(x.device)
-        programs = min(n * tiles_h * tiles_w, t.programs_per_sm * sms)
-        halo_chunks = triton.cdiv((t.tile_h + 2) * (t.tile_w + 2), t.halo_chunk)
+        halo_chunks = launch.cdiv((t.tile_h + 2) * (t.tile_w + 2), t.halo_chunk)
         slot = (halo_chunks * t.halo_chunk + t.tile_h * t.tile_w) * l_pad
         scratch = launch.empty((programs, slot), x.dtype, x.device)
-        dl = launch.empty((0 if cfg.in_tile else n * h * w, l_pad), x.dtype, x.device)
-        partials = launch.empty((programs, sum(tile_row.values())), torch.float32, x.device)
-        channels = dict(C=c, E=e, L=low, C_PAD=c_pad, L_PAD=l_pad, DOT_PRECISION=precision)
         wdsr_b_block_bwd_tile_kernel[(programs,)](
             x, grad, w1, b1, w2, b2, w3, dx, dl, scratch, partials,
             n, h, w, tiles_h, tiles_w, halo_chunks, t.tile_h * t.tile_w // t.out_chunk, 9,
-            triton.cdiv(e, cfg.weight_block_e),
+            wide_chunks,
             *x.stride(), *grad.stride(), *dx.stride(),
             float(res_scale),
             **channels, TILE_H=t.tile_h, TILE_W=t.tile_w, HALO_CHUNK=t.halo_chunk,
@@ -641,43 +648,34 @@ def wdsr_b_block_backward(
             INPUT_GRAD=cfg.in_tile, CHAIN_WEIGHT_GRAD=cfg.in_tile,
             num_warps=t.num_warps, num_stages=t.num_stages, maxnreg=cfg.max_registers,
         )  # fmt: skip
-        tile_sums = sum_rows(partials)
-        if not cfg.in_tile:
-            tiles_h, tiles_w = triton.cdiv(h, cfg.pixel_tile_h), triton.cdiv(w, cfg.pixel_tile_w)
-            pixel_tiles = dict(TILE_H=cfg.pixel_tile_h, TILE_W=cfg.pixel_tile_w)
-            wdsr_b_block_bwd_input_kernel[(n * tiles_h * tiles_w,)](
-                x, dl, grad, w1, b1, w2, dx,
-                n, h, w, tiles_h, tiles_w,
-                *x.stride(), *grad.stride(), *dx.stride(),
-                **channels, **pixel_tiles, BLOCK_E=t.block_e,
-                num_warps=cfg.pixel_num_warps, num_stages=1,
-            )  # fmt: skip
-            wide_chunks = triton.cdiv(e, cfg.weight_block_e)
-            groups = min(n * tiles_h * tiles_w,
-                         triton.cdiv(cfg.weight_programs_per_sm * sms, wide_chunks))  # fmt: skip
-            chain_partials = launch.empty((groups, sum(chain_row.values())), torch.float32,
-                                          x.device)  # fmt: skip
-            wdsr_b_block_bwd_weight_kernel[(wide_chunks, groups)](
-                x, dl, w1, b1, w2, chain_partials,
-                n, h, w, tiles_h, tiles_w,
-                *x.stride(),
-                **channels, **pixel_tiles, BLOCK_E=cfg.weight_block_e,
-                num_warps=cfg.pixel_num_warps, num_stages=1,
-            )  # fmt: skip
-            chain_sums = sum_rows(chain_partials)
-    tile_parts = dict(zip(tile_row, tile_sums.split(list(tile_row.values())), strict=True))
-    dw3 = tile_parts["dw3"].view(3, 3, c_pad, l_pad)[:, :, :c, :low].permute(2, 3, 0, 1)
-    dw3, db3 = dw3 * res_scale, tile_parts["db3"][:c] * res_scale
-    db2 = tile_parts["db2"][:low]
-    if chain_sums is None:
-        dw1 = tile_parts["dw1"].view(e, c_pad)[:, :c].reshape(w1.shape)
-        dw2 = tile_parts["dw2t"].view(e, l_pad)[:, :low].t().reshape(w2.shape)
-        db1 = tile_parts["db1"]
-    else:
-        parts = dict(zip(chain_row, chain_sums.split(list(chain_row.values())), strict=True))
-        dw1, dw2, db1 = parts["dw1"].view(w1.shape), parts["dw2"].view(w2.shape), parts["db1"]
-
-    def separate(t: Tensor) -> Tensor:  # each gradient its own contiguous tensor
-        return t.to(x.dtype, memory_format=torch.contiguous_format, copy=True)
-
-    return dx, *(separate(t) for t in (dw1, db1, dw2, db2, dw3, db3))
+    if cfg.in_tile:
+        grads = gradients_from_partials(
+            partials, tile_views, x.dtype, scale=res_scale, scaled_from=4
+        )
+        return dx, *grads
+    dw3, db3 = gradients_from_partials(
+        partials, tile_views[4:], x.dtype, scale=res_scale, scaled_from=0
+    )
+    # dx and the chain's weight gradients by the pixel kernels, from x and dl.
+    tiles_h, tiles_w = launch.cdiv(h, cfg.pixel_tile_h), launch.cdiv(w, cfg.pixel_tile_w)
+    pixel_tiles = n * tiles_h * tiles_w
+    groups = min(pixel_tiles, launch.cdiv(cfg.weight_programs_per_sm * sms, wide_chunks))
+    chain_row = [tuple(w1.shape), tuple(w2.shape), (e,), (low,)]  # [dW1 | dW2 | db1 | db2]
+    chain_partials = launch.empty((groups, e * c + low * e + e + low), torch.float32, x.device)
+    if pixel_tiles:
+        pixel_args = (n, h, w, tiles_h, tiles_w)
+        pixel_config = dict(TILE_H=cfg.pixel_tile_h, TILE_W=cfg.pixel_tile_w,
+                            num_warps=cfg.pixel_num_warps, num_stages=1)  # fmt: skip
+        wdsr_b_block_bwd_input_kernel[(pixel_tiles,)](
+            x, dl, grad, w1, b1, w2, dx, *pixel_args,
+            *x.stride(), *grad.stride(), *dx.stride(),
+            **channels, **pixel_config, BLOCK_E=t.block_e,
+        )  # fmt: skip
+        wdsr_b_block_bwd_weight_kernel[(wide_chunks, groups)](
+            x, dl, w1, b1, w2, chain_partials, *pixel_args, *x.stride(),
+            **channels, **pixel_config, BLOCK_E=cfg.weight_block_e,
+        )  # fmt: skip
+    dw1, dw2, db1, db2 = gradients_from_partials(
+        chain_partials, contiguous_views(chain_row), x.dtype
+    )
+    return dx, dw1, db1, dw2, db2, dw3, db3

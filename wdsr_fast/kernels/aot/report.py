@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import triton
 
+from ..reduce import MAX_OUTPUTS
 from .capture import Launch
 from .cases import Scenario, record
 from .compile import compile_launch, ptxas_usage, sass, specialise
@@ -97,7 +98,7 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
         _tiles(a) / launch.grid[2] / launch.grid[0],
         _tiles(a) / launch.grid[2] * (launch.grid[0] - 1) / launch.grid[0],
     ],
-    "sum_rows_kernel": lambda a, _: [a["n_rows"]],
+    "gradients_from_partials_kernel": lambda a, _: [a["n_rows"]],
     "wdsr_b_block_fwd_kernel": lambda a, launch: [
         _tiles(a) / launch.programs,
         a["halo_chunks"],
@@ -167,7 +168,10 @@ TRAFFIC: dict[str, dict[str, tuple[str, Callable[[Launch], int]]]] = {
         "g_ptr": ("r", _reread((0,))),
         "part_ptr": ("w", _ONCE),
     },
-    "sum_rows_kernel": {"part_ptr": ("r", _ONCE), "out_ptr": ("w", _ONCE)},
+    "gradients_from_partials_kernel": {
+        **{p: ("r", _ONCE) for p in ("part_ptr", "target_ptr")},
+        **{f"out{i}_ptr": ("w", _ONCE) for i in range(MAX_OUTPUTS)},
+    },
     "wdsr_b_block_fwd_kernel": {
         **{p: ("r", _ONCE) for p in ("x_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr")},
         **{p: ("r", _ONCE) for p in ("w3_ptr", "b3_ptr")},
@@ -207,13 +211,19 @@ def _scratch_l2_bytes(launch: Launch) -> float:
     return _tiles(a) * per_tile
 
 
-# Pointer arguments a launch passes only as placeholders when a flag leaves them unused.
-_UNUSED_WHEN = {
-    "bias_ptr": "HAS_BIAS",
-    "mask_ptr": "HAS_MASK",
-    "res_ptr": "HAS_RESIDUAL",
-    "gres_ptr": "HAS_RESIDUAL_GRAD",
-    "dx_ptr": "INPUT_GRAD",
+def _flag_off(flag: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether a launch sets ``flag`` off (a kernel without the flag always uses the pointer)."""
+    return lambda a: not a.get(flag, True)
+
+
+# Pointer arguments a launch passes only as placeholders when its arguments leave them unused.
+_UNUSED_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "bias_ptr": _flag_off("HAS_BIAS"),
+    "mask_ptr": _flag_off("HAS_MASK"),
+    "res_ptr": _flag_off("HAS_RESIDUAL"),
+    "gres_ptr": _flag_off("HAS_RESIDUAL_GRAD"),
+    "dx_ptr": _flag_off("INPUT_GRAD"),
+    **{f"out{i}_ptr": (lambda a, i=i: a["OUTPUTS"] <= i) for i in range(MAX_OUTPUTS)},
 }
 
 
@@ -223,8 +233,8 @@ def _traffic_bytes(launch: Launch) -> tuple[float, float]:
     name = launch.kernel.fn.__name__
     hbm = l2 = 0.0
     for arg, (_, readers) in TRAFFIC[name].items():
-        flag = _UNUSED_WHEN.get(arg)
-        if flag is not None and not args.get(flag, True):
+        unused = _UNUSED_WHEN.get(arg)
+        if unused is not None and unused(args):
             continue
         tensor = args[arg]
         size = tensor.numel() * tensor.element_size()
