@@ -61,9 +61,9 @@ def contiguous_views(shapes: Sequence[tuple[int, ...]], start: int = 0) -> list[
 
 
 @triton.jit
-def _store_owned(out_ptr, index: tl.constexpr, value, owner, position, keep):
-    """Store ``value`` at ``position`` of output ``index`` where ``owner`` is that output."""
-    tl.store(out_ptr + position, value.to(out_ptr.dtype.element_ty), mask=keep & (owner == index))
+def _owned_by(index: tl.constexpr, out_ptr, position, owner, addresses):
+    """``out_ptr + position`` where ``owner`` is output ``index``, else ``addresses``."""
+    return tl.where(owner == index, out_ptr + position, addresses)
 
 
 @triton.jit
@@ -74,8 +74,9 @@ def gradients_from_partials_kernel(
 ):  # fmt: skip
     """For each column i of the (n_rows, row_len) float32 partials: s = sum_r part[r, i],
     added in order r = 0, 1, ...; t = target[i] (int32) is -1 for a dropped column, else
-    output t >> 24 (the first ``OUTPUTS`` of out0..out5), at flat position t & (2**24 - 1);
-    outputs from ``scaled_from`` on receive ``scale * s``, the others s, cast to their dtype."""
+    output t >> 24 (the first ``OUTPUTS`` of out0..out5, all of one dtype), at flat position
+    t & (2**24 - 1); outputs from ``scaled_from`` on receive ``scale * s``, the others s, cast
+    to their dtype."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     ok = offs < row_len
     acc = tl.zeros((BLOCK,), dtype=tl.float32)
@@ -84,21 +85,21 @@ def gradients_from_partials_kernel(
         acc += tl.load(ptrs, mask=ok, other=0.0)
         ptrs += row_len
     target = tl.load(target_ptr + offs, mask=ok, other=-1)
-    keep = target >= 0
     owner = target >> 24
     position = target & 0xFFFFFF
     acc = tl.where(owner >= scaled_from, acc * scale, acc)
-    _store_owned(out0_ptr, 0, acc, owner, position, keep)
+    addresses = out0_ptr + position
     if OUTPUTS > 1:
-        _store_owned(out1_ptr, 1, acc, owner, position, keep)
+        addresses = _owned_by(1, out1_ptr, position, owner, addresses)
     if OUTPUTS > 2:
-        _store_owned(out2_ptr, 2, acc, owner, position, keep)
+        addresses = _owned_by(2, out2_ptr, position, owner, addresses)
     if OUTPUTS > 3:
-        _store_owned(out3_ptr, 3, acc, owner, position, keep)
+        addresses = _owned_by(3, out3_ptr, position, owner, addresses)
     if OUTPUTS > 4:
-        _store_owned(out4_ptr, 4, acc, owner, position, keep)
+        addresses = _owned_by(4, out4_ptr, position, owner, addresses)
     if OUTPUTS > 5:
-        _store_owned(out5_ptr, 5, acc, owner, position, keep)
+        addresses = _owned_by(5, out5_ptr, position, owner, addresses)
+    tl.store(addresses, acc.to(out0_ptr.dtype.element_ty), mask=target >= 0)
 
 
 @functools.lru_cache(maxsize=64)
