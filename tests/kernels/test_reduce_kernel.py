@@ -17,6 +17,7 @@ from torch import Tensor
 from wdsr_fast.kernels import launch
 from wdsr_fast.kernels.dot import padded_channels
 from wdsr_fast.kernels.reduce import RowView, contiguous_views, gradients_from_partials
+from wdsr_fast.kernels.wdsr_b_block import tile_row_views
 
 from helpers.devices import HAS_CUDA
 
@@ -48,27 +49,10 @@ def expected(partials: Tensor, views: list[RowView], dtype, scale: float, scaled
     return out
 
 
-def block_b_views(c: int, e: int, low: int) -> tuple[int, list[RowView]]:
-    """The WDSR-B tile kernel's row: padded, tap-major dW3 and transposed dW2."""
-    c_pad, l_pad = padded_channels(c), padded_channels(low)
-    db3_at = 9 * c_pad * l_pad
-    dw1_at = db3_at + c_pad + l_pad
-    dw2t_at = dw1_at + e * c_pad
-    db1_at = dw2t_at + e * l_pad
-    return db1_at + e, [
-        RowView((e, c, 1, 1), dw1_at, (c_pad, 1, 1, 1)),
-        RowView((e,), db1_at, (1,)),
-        RowView((low, e, 1, 1), dw2t_at, (1, l_pad, 1, 1)),
-        RowView((low,), db3_at + c_pad, (1,)),
-        RowView((c, low, 3, 3), 0, (l_pad, 1, 3 * c_pad * l_pad, c_pad * l_pad)),
-        RowView((c,), db3_at, (1,)),
-    ]
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows", [0, 1, 5])
 def test_permuted_padded_views_match_the_ordered_sum(dtype, rows):
-    row_len, views = block_b_views(c=5, e=12, low=3)
+    row_len, views = tile_row_views(c=5, e=12, low=3)  # padded, tap-major dW3, dW2 transposed
     partials = torch.randn(rows, row_len, device=DEVICE) * 100
     got = gradients_from_partials(partials, views, dtype, scale=0.37, scaled_from=4)
     want = expected(partials, views, dtype, 0.37, 4)

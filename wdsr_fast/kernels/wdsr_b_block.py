@@ -54,6 +54,7 @@ __all__ = [
     "FusedForwardConfig",
     "backward_config",
     "forward_config",
+    "tile_row_views",
     "wdsr_b_block_backward",
     "wdsr_b_block_bwd_input_kernel",
     "wdsr_b_block_bwd_tile_kernel",
@@ -563,6 +564,25 @@ def backward_config(
     return FusedBackwardConfig(tile, False, 64, None)
 
 
+def tile_row_views(c: int, e: int, low: int) -> tuple[int, list[RowView]]:
+    """The length of the tile kernel's partial row for C = ``c``, E = ``e``, L = ``low`` --
+    [dW3 (9, C_PAD, L_PAD) | db3 (C_PAD) | db2 (L_PAD) | dW1 (E, C_PAD) | dW2^T (E, L_PAD) |
+    db1 (E)] -- and where the gradients dW1, db1, dW2, db2, dW3, db3 lie in it."""
+    c_pad, l_pad = padded_channels(c), padded_channels(low)
+    db3_at = 9 * c_pad * l_pad
+    dw1_at = db3_at + c_pad + l_pad
+    dw2t_at = dw1_at + e * c_pad
+    db1_at = dw2t_at + e * l_pad
+    return db1_at + e, [
+        RowView((e, c, 1, 1), dw1_at, (c_pad, 1, 1, 1)),
+        RowView((e,), db1_at, (1,)),
+        RowView((low, e, 1, 1), dw2t_at, (1, l_pad, 1, 1)),
+        RowView((low,), db3_at + c_pad, (1,)),
+        RowView((c, low, 3, 3), 0, (l_pad, 1, 3 * c_pad * l_pad, c_pad * l_pad)),
+        RowView((c,), db3_at, (1,)),
+    ]
+
+
 def _composed_backward(
     grad: Tensor,
     x: Tensor,
@@ -613,21 +633,8 @@ def wdsr_b_block_backward(
     tiles_h, tiles_w = launch.cdiv(h, t.tile_h), launch.cdiv(w, t.tile_w)
     sms = launch.multiprocessor_count(x.device)
     programs = min(n * tiles_h * tiles_w, t.programs_per_sm * sms)
-    # The tile kernel's partial row: [dW3 (9, C_PAD, L_PAD) | db3 | db2 | dW1 (E, C_PAD) |
-    # dW2^T (E, L_PAD) | db1], and where each gradient lies in it.
-    db3_at = 9 * c_pad * l_pad
-    dw1_at = db3_at + c_pad + l_pad
-    dw2t_at = dw1_at + e * c_pad
-    db1_at = dw2t_at + e * l_pad
-    tile_views = [
-        RowView((e, c, 1, 1), dw1_at, (c_pad, 1, 1, 1)),
-        RowView((e,), db1_at, (1,)),
-        RowView((low, e, 1, 1), dw2t_at, (1, l_pad, 1, 1)),
-        RowView((low,), db3_at + c_pad, (1,)),
-        RowView((c, low, 3, 3), 0, (l_pad, 1, 3 * c_pad * l_pad, c_pad * l_pad)),
-        RowView((c,), db3_at, (1,)),
-    ]
-    partials = launch.empty((programs, db1_at + e), torch.float32, x.device)
+    row_len, tile_views = tile_row_views(c, e, low)
+    partials = launch.empty((programs, row_len), torch.float32, x.device)
     dl = launch.empty((0 if cfg.in_tile else n * h * w, l_pad), x.dtype, x.device)
     channels = dict(C=c, E=e, L=low, C_PAD=c_pad, L_PAD=l_pad, DOT_PRECISION=precision)
     wide_chunks = launch.cdiv(e, cfg.weight_block_e)
