@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from wdsr_fast.kernels import launch
 from wdsr_fast.nn.blocks import WDSRABlock
 from wdsr_fast.ops.wdsr_a_block import wdsr_a_block
 from wdsr_fast.testing.reference import wdsr_a_block_reference
@@ -101,6 +102,17 @@ SHAPES = [
 @pytest.mark.parametrize(("c", "f", "n", "h", "w", "layout", "res_scale"), SHAPES)
 def test_forward_and_gradients_match_reference(c, f, n, h, w, layout, res_scale, dtype):
     assert_block_matches_reference(block_args(c, f, n, h, w, dtype, layout), res_scale)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="chooses the launch configuration of a simulated GPU")
+@pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
+def test_fused_forward_of_each_gpu_generation(capability, monkeypatch: pytest.MonkeyPatch):
+    """sm_90's fused forward unrolls the first convolution's taps; sm_80's loops over them
+    and takes narrower products in the second: both checked here, in the interpreter, on
+    several tiles with ragged edges."""
+    monkeypatch.setitem(launch.simulated_device, "capability", capability)
+    args = block_args(32, 64, 2, 19, 21, torch.float16, "channels_last")
+    assert_block_matches_reference(args, 0.5)
 
 
 def test_tf32_products(monkeypatch: pytest.MonkeyPatch):

@@ -73,9 +73,13 @@ def check_block(
     with plain_products(dtype):
         plain = run(wdsr_b_block_reference, to(block, dtype, DEVICE), res_scale, grad.to(DEVICE))
     fast_block = to(block, dtype, DEVICE)
+    fast_grad = grad.to(DEVICE)
     if layout == "channels_last":
+        # The output gradient too, as a channels_last network passes it back: the fused
+        # backward takes channels-innermost x and grad only (else the composed one runs).
         fast_block["x"] = fast_block["x"].contiguous(memory_format=torch.channels_last)
-    fast = run(wdsr_b_block, fast_block, res_scale, grad.to(DEVICE))
+        fast_grad = fast_grad.contiguous(memory_format=torch.channels_last)
+    fast = run(wdsr_b_block, fast_block, res_scale, fast_grad)
     assert fast["output"].dtype == dtype and fast["output"].shape == shape
     for name in NAMES:
         assert fast[name].shape == block[name].shape and fast[name].dtype == dtype, name

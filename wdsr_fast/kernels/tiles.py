@@ -72,17 +72,16 @@ def slot_conv3x3_residual(
     slot, w_ptr, b_ptr, offs_c, c_ok,
     x_image, sxc, sxh, sxw, out_image, soc, soh, sow,
     y0, x0, H, W, res_scale, out_chunks,
-    K: tl.constexpr, K_PAD: tl.constexpr, TILE_W: tl.constexpr, OUT_CHUNK: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    K: tl.constexpr, K_PAD: tl.constexpr, K_BLOCK: tl.constexpr, TILE_W: tl.constexpr,
+    OUT_CHUNK: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
     """``out = x + res_scale * (conv3x3(a, w) + b)`` on the tile at (y0, x0), where ``a`` (K
     channels) is held in ``slot`` for the tile and its one-pixel halo ([halo pixel, K_PAD],
     row-major over a halo TILE_W + 2 wide, zero outside the image) and w is (C, K, 3, 3)
     contiguous: the nine shifted windows of the slot times W[:, :, tap], chunk by chunk of
-    OUT_CHUNK output pixels (``out_chunks`` of them), K channels at most 64 at a time (wider
-    operands cost registers), starting from the bias (:func:`.dot.bias_accumulator`)."""
+    OUT_CHUNK output pixels (``out_chunks`` of them), K_BLOCK (a divisor of K_PAD) channels at
+    a time, starting from the bias (:func:`.dot.bias_accumulator`)."""
     HALO_W: tl.constexpr = TILE_W + 2
-    K_BLOCK: tl.constexpr = K_PAD if K_PAD <= 64 else 64
     for oc in range(out_chunks):
         p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
         oy = p // TILE_W

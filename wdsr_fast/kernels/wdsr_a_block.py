@@ -48,15 +48,39 @@ __all__ = [
 
 
 @triton.jit
+def _tap_product(
+    x_image, w1_ptr, acc, tap, pixel, xx, inside, up, down, W, sxc, sxh, sxw,
+    f, f_ok, offs_c, c_ok, C: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """``acc + x[pixel + tap offset] W1[f, :, tap]^T``: one tap of the first convolution on a
+    chunk of halo pixels (``inside`` the image; ``up``, ``down``: their neighbours above and
+    below are too), zero where the shifted pixel is outside the image."""
+    src_ok = up if tap // 3 == 0 else (down if tap // 3 == 2 else inside)
+    if tap % 3 == 0:
+        src_ok = src_ok & (xx >= 1)
+    if tap % 3 == 2:
+        src_ok = src_ok & (xx + 1 < W)
+    shift = (tap // 3 - 1) * sxh + (tap % 3 - 1) * sxw
+    window = tl.load(
+        x_image + (pixel + shift)[:, None] + offs_c[None, :] * sxc,
+        mask=src_ok[:, None] & c_ok[None, :],
+        other=0.0,
+    )
+    w1 = load_matrix(w1_ptr + tap, offs_c, c_ok, 9, f, f_ok, C * 9)
+    return mma(window, w1, acc, DOT_PRECISION)
+
+
+@triton.jit
 def _wide_to_scratch(
     x_image, scratch, y0, x0, H, W, sxc, sxh, sxw, halo_chunks,
     w1_ptr, b1_ptr, offs_c, c_ok,
     C: tl.constexpr, F: tl.constexpr, F_PAD: tl.constexpr, TILE_W: tl.constexpr,
     HALO_PIXELS: tl.constexpr, HALO_CHUNK: tl.constexpr, BLOCK_F: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, UNROLL_TAPS: tl.constexpr, taps,
 ):  # fmt: skip
     """``h = relu(conv3x3(x, W1) + b1)`` on the tile at (y0, x0) and its one-pixel halo, zero
-    outside the image, into ``scratch`` ([halo pixel, F_PAD], row-major over the halo)."""
+    outside the image, into ``scratch`` ([halo pixel, F_PAD], row-major over the halo). The
+    taps' loop is unrolled if UNROLL_TAPS, else a loop of ``taps`` (9) trips."""
     HALO_W: tl.constexpr = TILE_W + 2
     for hc in range(halo_chunks):
         q = hc * HALO_CHUNK + tl.arange(0, HALO_CHUNK)
@@ -72,20 +96,16 @@ def _wide_to_scratch(
             f = f0 + tl.arange(0, BLOCK_F)
             f_ok = f < F
             acc = bias_accumulator(HALO_CHUNK, b1_ptr, f, f_ok, dtype)
-            for tap in tl.static_range(9):
-                src_ok = up if tap // 3 == 0 else (down if tap // 3 == 2 else inside)
-                if tap % 3 == 0:
-                    src_ok = src_ok & (xx >= 1)
-                if tap % 3 == 2:
-                    src_ok = src_ok & (xx + 1 < W)
-                shift = (tap // 3 - 1) * sxh + (tap % 3 - 1) * sxw
-                window = tl.load(
-                    x_image + (pixel + shift)[:, None] + offs_c[None, :] * sxc,
-                    mask=src_ok[:, None] & c_ok[None, :],
-                    other=0.0,
-                )
-                w1 = load_matrix(w1_ptr + tap, offs_c, c_ok, 9, f, f_ok, C * 9)
-                acc = mma(window, w1, acc, DOT_PRECISION)
+            if UNROLL_TAPS:
+                for tap in tl.static_range(9):
+                    acc = _tap_product(x_image, w1_ptr, acc, tap, pixel, xx, inside, up, down,
+                                       W, sxc, sxh, sxw, f, f_ok, offs_c, c_ok, C,
+                                       DOT_PRECISION)  # fmt: skip
+            else:
+                for tap in range(taps):
+                    acc = _tap_product(x_image, w1_ptr, acc, tap, pixel, xx, inside, up, down,
+                                       W, sxc, sxh, sxw, f, f_ok, offs_c, c_ok, C,
+                                       DOT_PRECISION)  # fmt: skip
             h = tl.where(inside[:, None], relu(acc.to(dtype)), 0.0)
             tl.store(scratch + q[:, None] * F_PAD + f[None, :], h)
 
@@ -93,14 +113,14 @@ def _wide_to_scratch(
 @triton.jit
 def wdsr_a_block_fwd_kernel(
     x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, out_ptr, scratch_ptr,
-    N, H, W, tiles_h, tiles_w, halo_chunks, out_chunks, programs,
+    N, H, W, tiles_h, tiles_w, halo_chunks, out_chunks, programs, taps,
     sxn, sxc, sxh, sxw,
     son, soc, soh, sow,
     res_scale,
     C: tl.constexpr, F: tl.constexpr, C_PAD: tl.constexpr, F_PAD: tl.constexpr,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     HALO_CHUNK: tl.constexpr, OUT_CHUNK: tl.constexpr, BLOCK_F: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    CONV_BLOCK_K: tl.constexpr, DOT_PRECISION: tl.constexpr, UNROLL_TAPS: tl.constexpr,
 ):  # fmt: skip
     """Program p of ``programs``: tiles p, p + programs, ... of the N x tiles_h x tiles_w
     output tiles.
@@ -123,14 +143,16 @@ def wdsr_a_block_fwd_kernel(
         _wide_to_scratch(
             x_image, scratch, y0, x0, H, W, sxc, sxh, sxw, halo_chunks,
             w1_ptr, b1_ptr, offs_c, c_ok,
-            C, F, F_PAD, TILE_W, HALO_PIXELS, HALO_CHUNK, BLOCK_F, DOT_PRECISION,
+            C, F, F_PAD, TILE_W, HALO_PIXELS, HALO_CHUNK, BLOCK_F, DOT_PRECISION, UNROLL_TAPS,
+            taps,
         )  # fmt: skip
         tl.debug_barrier()
         # The second convolution over the nine shifted windows of h, bias, scaled residual.
         slot_conv3x3_residual(
             scratch, w2_ptr, b2_ptr, offs_c, c_ok,
             x_image, sxc, sxh, sxw, out_ptr + n.to(tl.int64) * son, soc, soh, sow,
-            y0, x0, H, W, res_scale, out_chunks, F, F_PAD, TILE_W, OUT_CHUNK, DOT_PRECISION,
+            y0, x0, H, W, res_scale, out_chunks, F, F_PAD, CONV_BLOCK_K, TILE_W, OUT_CHUNK,
+            DOT_PRECISION,
         )  # fmt: skip
         tl.debug_barrier()  # the slot is rewritten by the next tile
 
@@ -138,8 +160,9 @@ def wdsr_a_block_fwd_kernel(
 @dataclass(frozen=True)
 class FusedConfig:
     """Tile of the fused forward: output tile, halo and output chunks (pixels), wide channels
-    at a time, warps, programs per SM, and at most ``max_registers`` registers per thread (None:
-    the compiler's choice)."""
+    at a time, warps, programs per SM, at most ``max_registers`` registers per thread (None:
+    the compiler's choice), wide channels per product of the second convolution, and whether
+    the first convolution's taps' loop is unrolled in the source."""
 
     tile_h: int
     tile_w: int
@@ -149,6 +172,8 @@ class FusedConfig:
     num_warps: int
     programs_per_sm: int
     max_registers: int | None = None
+    conv_block_k: int = 64
+    unroll_taps: bool = True
 
 
 def forward_config(
@@ -170,9 +195,11 @@ def forward_config(
     96 KB for F = 128 in 16-bit); 128-pixel output chunks on 8 warps; two programs per SM. On
     sm_90, h computed 64 channels at a time under a 128-register cap: both programs resident
     (25% occupancy); older Tritons spill under the cap, so it is lifted there (one resident).
-    On sm_80, 32 channels at a time in about 192 registers (one resident: mma.sync keeps its
-    operands in registers, and a cap spills). Zero spills: see the ahead-of-time compile
-    test."""
+    On sm_80, where mma.sync keeps both operands in registers, 32 channels at a time in both
+    convolutions and the first one's taps in a loop rather than unrolled: 128 registers, both
+    programs resident, for about 1.7x the instructions (unrolled, the taps' operands are
+    loaded ahead: 193 registers and one program per SM; a cap spills). Zero spills: see the
+    ahead-of-time compile test."""
     if padded_channels(channels) > 32 or padded_channels(block_feats) > 128:
         return None
     if dtype == torch.float32 or not channels_innermost:
@@ -183,7 +210,7 @@ def forward_config(
         return FusedConfig(16, 16, 128, 128, 64, 8, programs_per_sm=2, max_registers=cap)
     if not tight:
         return None
-    return FusedConfig(16, 16, 128, 128, 32, 8, programs_per_sm=2)
+    return FusedConfig(16, 16, 128, 128, 32, 8, 2, None, conv_block_k=32, unroll_taps=False)
 
 
 def wdsr_a_block_forward(
@@ -212,11 +239,14 @@ def wdsr_a_block_forward(
     wdsr_a_block_fwd_kernel[(programs,)](
         x, w1, b1, w2, b2, out, scratch,
         n, h, w, tiles_h, tiles_w, halo_chunks, cfg.tile_h * cfg.tile_w // cfg.out_chunk, programs,
+        9,
         *x.stride(), *out.stride(),
         float(res_scale),
         C=c, F=f, C_PAD=padded_channels(c), F_PAD=f_pad,
         TILE_H=cfg.tile_h, TILE_W=cfg.tile_w, HALO_CHUNK=cfg.halo_chunk,
-        OUT_CHUNK=cfg.out_chunk, BLOCK_F=min(cfg.block_f, f_pad), DOT_PRECISION=precision,
+        OUT_CHUNK=cfg.out_chunk, BLOCK_F=min(cfg.block_f, f_pad),
+        CONV_BLOCK_K=min(cfg.conv_block_k, f_pad), DOT_PRECISION=precision,
+        UNROLL_TAPS=cfg.unroll_taps,
         num_warps=cfg.num_warps, num_stages=1, maxnreg=cfg.max_registers,
     )  # fmt: skip
     return out

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from . import launch
 from .conv3x3 import conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad
-from .dot import bias_accumulator, dot_precision, mma, padded_channels, product
+from .dot import bias_accumulator, dot_precision, mma, ones_column, padded_channels, product
 from .pointwise_chain import pointwise_chain_backward, pointwise_chain_forward
 from .reduce import RowView, contiguous_views, gradients_from_partials
 from .tiles import (
@@ -52,6 +52,7 @@ from .tiles import (
 __all__ = [
     "FusedBackwardConfig",
     "FusedForwardConfig",
+    "PixelKernelConfig",
     "backward_config",
     "forward_config",
     "tile_row_views",
@@ -143,7 +144,8 @@ def wdsr_b_block_fwd_kernel(
         slot_conv3x3_residual(
             scratch, w3_ptr, b3_ptr, offs_c, c_ok,
             x_image, sxc, sxh, sxw, out_ptr + n.to(tl.int64) * son, soc, soh, sow,
-            y0, x0, H, W, res_scale, out_chunks, L, L_PAD, TILE_W, OUT_CHUNK, DOT_PRECISION,
+            y0, x0, H, W, res_scale, out_chunks, L, L_PAD, L_PAD, TILE_W, OUT_CHUNK,
+            DOT_PRECISION,
         )  # fmt: skip
         tl.debug_barrier()  # the slot is rewritten by the next tile
 
@@ -329,15 +331,17 @@ def wdsr_b_block_bwd_weight_kernel(
     TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_E: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """The chain's weight gradients from x and dl. Program (k, r) owns the wide channels
-    e in [k * BLOCK_E, (k + 1) * BLOCK_E) and tiles r, r + R, ... (R groups); it sums, in
-    that fixed order and in registers, with pre and h = relu(pre) recomputed for its slice:
+    """The chain's weight gradients from x and dl (db2, the sum of dl, is the tile kernel's).
+    Program (k, r) owns the wide channels e in [k * BLOCK_E, (k + 1) * BLOCK_E) and tiles r,
+    r + R, ... (R groups); it sums, in that fixed order and in registers, with pre and
+    h = relu(pre) recomputed for its slice:
 
-        dW1[e] += ((pre > 0) ⊙ W2^T dl)^T x,  db1[e] += sum of the same,
-        dW2[:, e] += dl^T h,                  db2 += sum dl (slice 0 only)
+        dW1[e] += dpre^T x,  db1[e] += dpre^T 1,  dW2[:, e] += dl^T h,
+        dpre = (pre > 0) ⊙ W2^T dl
 
-    and writes them once into row r of ``partial_ptr``: [dW1 (E, C) | dW2 (L, E) | db1 (E) |
-    db2 (L)], float32."""
+    (db1 on the tensor cores, as a product with :func:`.dot.ones_column`: a sum over the
+    tile's pixels per tile would cost a cross-warp reduction each), and writes them once into
+    row r of ``partial_ptr``: [dW1 (E, C) | dW2 (L, E) | db1 (E)], float32."""
     PIXELS: tl.constexpr = TILE_H * TILE_W
     dtype = x_ptr.dtype.element_ty
     chunk = tl.program_id(0)
@@ -351,8 +355,7 @@ def wdsr_b_block_bwd_weight_kernel(
     e_ok = e < E
     dw1 = tl.zeros((BLOCK_E, C_PAD), tl.float32)
     dw2t = tl.zeros((BLOCK_E, L_PAD), tl.float32)
-    db1 = tl.zeros((BLOCK_E,), tl.float32)
-    db2 = tl.zeros((L_PAD,), tl.float32)
+    db1 = tl.zeros((BLOCK_E, 16), tl.float32)  # column 0: the sum; columns 1-15 stay 0
     for tile in range(group, N * tiles_per_image, tl.num_programs(1)):
         n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         p = tl.arange(0, PIXELS)
@@ -368,15 +371,14 @@ def wdsr_b_block_bwd_weight_kernel(
         dpre = tl.where(pre <= 0.0, 0.0, dh).to(dtype)
         dw1 = mma(tl.trans(dpre), x, dw1, DOT_PRECISION)
         dw2t = mma(tl.trans(relu(pre)), dl, dw2t, DOT_PRECISION)
-        db1 += tl.sum(dpre.to(tl.float32), axis=0)
-        db2 += tl.sum(dl.to(tl.float32), axis=0)
-    row = partial_ptr + group.to(tl.int64) * (E * C + L * E + E + L)
+        db1 = mma(tl.trans(dpre), ones_column(PIXELS, dtype), db1, DOT_PRECISION)
+    # Column 0 alone: a NaN in the zero columns (an infinite dpre times 0) is not the sum's.
+    db1 = tl.sum(tl.where(tl.arange(0, 16)[None, :] == 0, db1, 0.0), axis=1)
+    row = partial_ptr + group.to(tl.int64) * (E * C + L * E + E)
     tl.store(row + e[:, None] * C + offs_c[None, :], dw1, mask=e_ok[:, None] & c_ok[None, :])
     dw2_part = row + E * C
     tl.store(dw2_part + offs_l[None, :] * E + e[:, None], dw2t, mask=e_ok[:, None] & l_ok[None, :])
-    db1_part = dw2_part + L * E
-    tl.store(db1_part + e, db1, mask=e_ok)
-    tl.store(db1_part + E + offs_l, db2, mask=l_ok & (chunk == 0))
+    tl.store(dw2_part + L * E + e, db1, mask=e_ok)
 
 
 @triton.jit
@@ -512,21 +514,33 @@ def wdsr_b_block_forward(
 
 
 @dataclass(frozen=True)
+class PixelKernelConfig:
+    """Tile of a pixel kernel (:func:`wdsr_b_block_bwd_input_kernel`,
+    :func:`wdsr_b_block_bwd_weight_kernel`): ``tile_h x tile_w`` pixels, ``block_e`` wide
+    channels at a time, warps, at most ``max_registers`` registers per thread (None: no cap)."""
+
+    tile_h: int
+    tile_w: int
+    block_e: int
+    num_warps: int
+    max_registers: int | None = None
+
+
+@dataclass(frozen=True)
 class FusedBackwardConfig:
     """Tiles of the fused backward. The tile kernel takes ``tile`` (as the forward's);
-    ``in_tile``: it also computes dx and the chain's weight gradients (``weight_block_e`` wide
-    channels at a time, at most ``max_registers`` registers per thread), else the pixel
-    kernels do, on ``pixel_tile_h x pixel_tile_w`` pixels (input gradient: ``tile.block_e``
-    wide channels at a time; weight gradients: ``weight_block_e``)."""
+    ``in_tile``: it also computes dx and the chain's weight gradients (at most
+    ``max_registers`` registers per thread), else the pixel kernels do: ``input`` (dx) and
+    ``weight`` (the chain's weight gradients, ``weight_programs_per_sm`` programs per SM).
+    ``weight_block_e``: wide channels per slice of the chain's weight gradients, in either."""
 
     tile: FusedForwardConfig
     in_tile: bool
     weight_block_e: int
     max_registers: int | None
-    pixel_tile_h: int = 4
-    pixel_tile_w: int = 32
-    pixel_num_warps: int = 8
-    weight_programs_per_sm: int = 2
+    input: PixelKernelConfig | None = None
+    weight: PixelKernelConfig | None = None
+    weight_programs_per_sm: int = 0
 
 
 def backward_config(
@@ -547,9 +561,13 @@ def backward_config(
     the whole backward, the chain's weight gradients 16 wide channels at a time, float16 under
     a 128-register cap (25% occupancy, no spills; bfloat16 conversions need more). sm_80's
     mma.sync keeps more operands in registers: there the tile kernel leaves dx and the chain's
-    weight gradients to the pixel kernels (128-pixel tiles), which keeps every kernel free of
-    spills at the cost of reading x and dl again. Tritons before 3.7 spill under the cap on
-    sm_90 (it is lifted there) and with 32 wide channels on sm_80 (16 there)."""
+    weight gradients to the pixel kernels, which keeps every kernel free of spills at the cost
+    of reading x and dl again. The pixel kernels run 2-warp programs on 32-pixel tiles: every
+    product's rows then fill the warps (16 rows each; a 4- or 8-warp program on rows of 32
+    wide channels would repeat the work in half of its warps) and at most 128 registers let
+    8 programs, 25% occupancy, share an SM -- 16 wide channels at a time for dx, 32 for the
+    weight gradients. Tritons before 3.7 spill under the cap on sm_90 (it is lifted there)
+    and with 32 wide channels on sm_80 (16 there)."""
     widest = max(padded_channels(channels), padded_channels(low))
     if dtype == torch.float32 or widest > 32 or not channels_innermost:
         return None
@@ -561,7 +579,11 @@ def backward_config(
         cap = 128 if dtype == torch.float16 and tight else None
         return FusedBackwardConfig(tile, True, 16, cap)
     tile = replace(tile, block_e=32 if tight else 16)
-    return FusedBackwardConfig(tile, False, 64, None)
+    input_tile = PixelKernelConfig(1, 32, block_e=16, num_warps=2)
+    weight_tile = PixelKernelConfig(1, 32, block_e=32, num_warps=2, max_registers=128)
+    return FusedBackwardConfig(
+        tile, False, weight_tile.block_e, None, input_tile, weight_tile, weight_programs_per_sm=8
+    )
 
 
 def tile_row_views(c: int, e: int, low: int) -> tuple[int, list[RowView]]:
@@ -581,6 +603,12 @@ def tile_row_views(c: int, e: int, low: int) -> tuple[int, list[RowView]]:
         RowView((c, low, 3, 3), 0, (l_pad, 1, 3 * c_pad * l_pad, c_pad * l_pad)),
         RowView((c,), db3_at, (1,)),
     ]
+
+
+def _pixel_kernel_arguments(cfg: PixelKernelConfig) -> dict[str, object]:
+    """A pixel kernel's tile, wide slice and launch options."""
+    return dict(TILE_H=cfg.tile_h, TILE_W=cfg.tile_w, BLOCK_E=cfg.block_e,
+                num_warps=cfg.num_warps, num_stages=1, maxnreg=cfg.max_registers)  # fmt: skip
 
 
 def _composed_backward(
@@ -660,29 +688,28 @@ def wdsr_b_block_backward(
             partials, tile_views, x.dtype, scale=res_scale, scaled_from=4
         )
         return dx, *grads
-    dw3, db3 = gradients_from_partials(
-        partials, tile_views[4:], x.dtype, scale=res_scale, scaled_from=0
+    # db2, dW3 and db3 from the tile kernel's rows.
+    db2, dw3, db3 = gradients_from_partials(
+        partials, tile_views[3:], x.dtype, scale=res_scale, scaled_from=1
     )
     # dx and the chain's weight gradients by the pixel kernels, from x and dl.
-    tiles_h, tiles_w = launch.cdiv(h, cfg.pixel_tile_h), launch.cdiv(w, cfg.pixel_tile_w)
-    pixel_tiles = n * tiles_h * tiles_w
-    groups = min(pixel_tiles, launch.cdiv(cfg.weight_programs_per_sm * sms, wide_chunks))
-    chain_row = [tuple(w1.shape), tuple(w2.shape), (e,), (low,)]  # [dW1 | dW2 | db1 | db2]
-    chain_partials = launch.empty((groups, e * c + low * e + e + low), torch.float32, x.device)
-    if pixel_tiles:
-        pixel_args = (n, h, w, tiles_h, tiles_w)
-        pixel_config = dict(TILE_H=cfg.pixel_tile_h, TILE_W=cfg.pixel_tile_w,
-                            num_warps=cfg.pixel_num_warps, num_stages=1)  # fmt: skip
-        wdsr_b_block_bwd_input_kernel[(pixel_tiles,)](
-            x, dl, grad, w1, b1, w2, dx, *pixel_args,
+    assert cfg.input is not None and cfg.weight is not None
+    tiles_h, tiles_w = launch.cdiv(h, cfg.input.tile_h), launch.cdiv(w, cfg.input.tile_w)
+    if n * tiles_h * tiles_w:
+        wdsr_b_block_bwd_input_kernel[(n * tiles_h * tiles_w,)](
+            x, dl, grad, w1, b1, w2, dx, n, h, w, tiles_h, tiles_w,
             *x.stride(), *grad.stride(), *dx.stride(),
-            **channels, **pixel_config, BLOCK_E=t.block_e,
+            **channels, **_pixel_kernel_arguments(cfg.input),
         )  # fmt: skip
+    tiles_h, tiles_w = launch.cdiv(h, cfg.weight.tile_h), launch.cdiv(w, cfg.weight.tile_w)
+    weight_tiles = n * tiles_h * tiles_w
+    groups = min(weight_tiles, launch.cdiv(cfg.weight_programs_per_sm * sms, wide_chunks))
+    chain_row = [tuple(w1.shape), tuple(w2.shape), (e,)]  # [dW1 | dW2 | db1]
+    chain_partials = launch.empty((groups, e * c + low * e + e), torch.float32, x.device)
+    if weight_tiles:
         wdsr_b_block_bwd_weight_kernel[(wide_chunks, groups)](
-            x, dl, w1, b1, w2, chain_partials, *pixel_args, *x.stride(),
-            **channels, **pixel_config, BLOCK_E=cfg.weight_block_e,
+            x, dl, w1, b1, w2, chain_partials, n, h, w, tiles_h, tiles_w, *x.stride(),
+            **channels, **_pixel_kernel_arguments(cfg.weight),
         )  # fmt: skip
-    dw1, dw2, db1, db2 = gradients_from_partials(
-        chain_partials, contiguous_views(chain_row), x.dtype
-    )
+    dw1, dw2, db1 = gradients_from_partials(chain_partials, contiguous_views(chain_row), x.dtype)
     return dx, dw1, db1, dw2, db2, dw3, db3

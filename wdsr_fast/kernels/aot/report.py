@@ -116,6 +116,7 @@ LOOP_TRIPS: dict[str, Callable[[dict[str, Any], Launch], list[float]]] = {
     "wdsr_a_block_fwd_kernel": lambda a, launch: [
         _tiles(a) / launch.programs,
         a["halo_chunks"],
+        *([] if a["UNROLL_TAPS"] else [a["taps"]] * (a["F_PAD"] // a["BLOCK_F"])),
         a["out_chunks"],
     ],
     "wdsr_b_block_bwd_input_kernel": lambda a, launch: [],
