@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from wdsr_fast.kernels import launch
+from wdsr_fast.kernels import wdsr_b_block as wdsr_b_block_kernels
 from wdsr_fast.ops.wdsr_b_block import wdsr_b_block
 from wdsr_fast.testing.reference import wdsr_b_block_reference
 
@@ -66,7 +67,10 @@ def check_block(
     res_scale: float,
     expand: int = 6,
     linear: float = 0.8,
+    grad_layout: str | None = None,
 ) -> None:
+    """The block's output and gradients against the reference, x in ``layout`` and the output
+    gradient in ``grad_layout`` (by default the same)."""
     block = make_block(*shape, expand=expand, linear=linear)
     grad = torch.randn(shape)
     exact = run(wdsr_b_block_reference, to(block, torch.float64, "cpu"), res_scale, grad.double())
@@ -75,9 +79,9 @@ def check_block(
     fast_block = to(block, dtype, DEVICE)
     fast_grad = grad.to(DEVICE)
     if layout == "channels_last":
-        # The output gradient too, as a channels_last network passes it back: the fused
-        # backward takes channels-innermost x and grad only (else the composed one runs).
         fast_block["x"] = fast_block["x"].contiguous(memory_format=torch.channels_last)
+    if (grad_layout or layout) == "channels_last":
+        # As a channels_last network passes it back.
         fast_grad = fast_grad.contiguous(memory_format=torch.channels_last)
     fast = run(wdsr_b_block, fast_block, res_scale, fast_grad)
     assert fast["output"].dtype == dtype and fast["output"].shape == shape
@@ -129,6 +133,22 @@ def test_tf32_products(capability, monkeypatch):
 
 def test_other_expand_and_linear():
     check_block((1, 24, 7, 13), torch.float32, "nchw", 0.5, expand=3, linear=0.5)
+
+
+@pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
+def test_fused_backward_takes_an_nchw_gradient(capability, monkeypatch):
+    """A channels_last x with an NCHW output gradient (as a loss right after the block gives)
+    runs the fused backward, the gradient copied to channels_last first, and never the
+    composed one."""
+
+    def composed_backward(*args: object) -> None:
+        raise AssertionError("the composed backward ran")
+
+    if HAS_CUDA:
+        pytest.skip("chooses the launch configuration of a simulated GPU")
+    monkeypatch.setitem(launch.simulated_device, "capability", capability)
+    monkeypatch.setattr(wdsr_b_block_kernels, "_composed_backward", composed_backward)
+    check_block((1, 16, 9, 11), torch.float16, "channels_last", 0.5, grad_layout="nchw")
 
 
 def test_backward_is_deterministic():

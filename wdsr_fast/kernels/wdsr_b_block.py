@@ -645,11 +645,18 @@ def wdsr_b_block_backward(
     argument, in x's dtype; dx channels_last. The tile kernel (the low-rank gradient dl, the
     3x3 weight gradients and, on sm_90, dx), the input-gradient kernel (dx, where the tile
     kernel leaves it out) and the chain weight-gradient kernel (from x and dl), then the
-    fixed-order sums of their partial rows."""
+    fixed-order sums of their partial rows.
+
+    The fused kernels read x and grad with their channels innermost. A grad that is not (an
+    NCHW or broadcast gradient behind a channels_last x) is copied to channels_last first: one
+    read and one write of grad cost less than the composed backward, which would run
+    otherwise."""
     n, c, h, w = x.shape
     e, low = w1.shape[0], w2.shape[0]
     precision = dot_precision(x.dtype)
     capability = launch.device_capability(x.device)
+    if x.stride(1) == 1 and grad.stride(1) != 1:
+        grad = grad.contiguous(memory_format=torch.channels_last)
     innermost = x.stride(1) == 1 and grad.stride(1) == 1
     version = launch.triton_version()
     cfg = backward_config(c, low, x.dtype, precision, capability, version, innermost)
