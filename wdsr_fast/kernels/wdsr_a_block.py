@@ -195,11 +195,13 @@ def forward_config(
     96 KB for F = 128 in 16-bit); 128-pixel output chunks on 8 warps; two programs per SM. On
     sm_90, h computed 64 channels at a time under a 128-register cap: both programs resident
     (25% occupancy); older Tritons spill under the cap, so it is lifted there (one resident).
-    On sm_80, where mma.sync keeps both operands in registers, 32 channels at a time in both
-    convolutions and the first one's taps in a loop rather than unrolled: 128 registers, both
-    programs resident, for about 1.7x the instructions (unrolled, the taps' operands are
-    loaded ahead: 193 registers and one program per SM; a cap spills). Zero spills: see the
-    ahead-of-time compile test."""
+    On sm_80, where mma.sync keeps both operands in registers, h computed 32 channels at a
+    time with the first convolution's taps in a loop rather than unrolled, and the second
+    convolution reading 16 of h's channels per product: 128 registers, both programs resident,
+    for about 1.7x the instructions (unrolled, the taps' operands are loaded ahead: 193
+    registers and one program per SM; a cap spills; with 32 channels per product the second
+    convolution spills 8 B on inputs whose sizes Triton does not specialise). Zero spills: see
+    the ahead-of-time compile test."""
     if padded_channels(channels) > 32 or padded_channels(block_feats) > 128:
         return None
     if dtype == torch.float32 or not channels_innermost:
@@ -210,7 +212,7 @@ def forward_config(
         return FusedConfig(16, 16, 128, 128, 64, 8, programs_per_sm=2, max_registers=cap)
     if not tight:
         return None
-    return FusedConfig(16, 16, 128, 128, 32, 8, 2, None, conv_block_k=32, unroll_taps=False)
+    return FusedConfig(16, 16, 128, 128, 32, 8, 2, None, conv_block_k=16, unroll_taps=False)
 
 
 def wdsr_a_block_forward(

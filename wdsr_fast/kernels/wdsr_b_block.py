@@ -175,7 +175,7 @@ def _chain_input_grad(
 def wdsr_b_block_bwd_tile_kernel(
     x_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, dx_ptr, dl_ptr, scratch_ptr,
     partial_ptr,
-    N, H, W, tiles_h, tiles_w, halo_chunks, out_chunks, taps, wide_chunks,
+    N, H, W, tiles_h, tiles_w, halo_chunks, out_chunks, taps, wide_chunks, programs,
     sxn, sxc, sxh, sxw,
     sgn, sgc, sgh, sgw,
     sdn, sdc, sdh, sdw,
@@ -220,8 +220,6 @@ def wdsr_b_block_bwd_tile_kernel(
     dtype = x_ptr.dtype.element_ty
     pid = tl.program_id(0)
     tiles_per_image = tiles_h * tiles_w
-    slot = scratch_ptr + pid.to(tl.int64) * ((halo_chunks * HALO_CHUNK + TILE_PIXELS) * L_PAD)
-    dl_slot = slot + halo_chunks * HALO_CHUNK * L_PAD
     row = partial_ptr + pid.to(tl.int64) * ROW_LEN
     offs_c = tl.arange(0, C_PAD)
     offs_l = tl.arange(0, L_PAD)
@@ -231,20 +229,26 @@ def wdsr_b_block_bwd_tile_kernel(
         offs = z + tl.arange(0, ZERO_BLOCK)
         tl.store(row + offs, tl.zeros((ZERO_BLOCK,), tl.float32), mask=offs < ROW_LEN)
     tl.debug_barrier()
-    for tile in range(pid, N * tiles_per_image, tl.num_programs(0)):
+    for tile in range(pid, N * tiles_per_image, programs):
+        # The program's slot and row, derived from the tile (tile % programs is pid): made
+        # afresh each tile, they hold no registers through the tile's loops (held, sm_80's
+        # 128-register cap spilled them).
+        program = (tile % programs).to(tl.int64)
+        slot = scratch_ptr + program * ((halo_chunks * HALO_CHUNK + TILE_PIXELS) * L_PAD)
+        dl_slot = slot + halo_chunks * HALO_CHUNK * L_PAD
+        row = partial_ptr + program * ROW_LEN
         n, y0, x0 = tile_origin(tile, tiles_per_image, tiles_w, TILE_H, TILE_W)
         x_image = x_ptr + n.to(tl.int64) * sxn
-        g_image = g_ptr + n.to(tl.int64) * sgn
         _low_rank_to_scratch(
             x_image, slot, y0, x0, H, W, sxc, sxh, sxw, halo_chunks,
             w1_ptr, b1_ptr, w2_ptr, b2_ptr, offs_c, c_ok, offs_l, l_ok,
             C, E, L_PAD, TILE_H, TILE_W, HALO_CHUNK, BLOCK_E, DOT_PRECISION,
         )  # fmt: skip
         tl.debug_barrier()
+        g_image = g_ptr + n.to(tl.int64) * sgn  # here: not held through the halo's loop
         for oc in range(out_chunks):
             p = oc * OUT_CHUNK + tl.arange(0, OUT_CHUNK)
             yy, xx, ok = tile_pixels(y0, x0, p, H, W, TILE_W)
-            g = load_pixels(g_image, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
             dl = tl.zeros((OUT_CHUNK, L_PAD), tl.float32)
             for tap in tl.static_range(9):
                 # dl[p] += W3[:, :, tap]^T g[p - tap offset].
@@ -252,16 +256,18 @@ def wdsr_b_block_bwd_tile_kernel(
                 gx = xx + 1 - tap % 3
                 g_ok = ok & (gy >= 0) & (gy < H) & (gx >= 0) & (gx < W)
                 g_shift = load_pixels(g_image, gy, gx, g_ok, offs_c, c_ok, sgc, sgh, sgw)
+                if tap == 4:  # the centre tap reads g itself (not held through the taps)
+                    db3 = tl.load(row + DB3 + offs_c) + tl.sum(g_shift.to(tl.float32), axis=0)
+                    tl.store(row + DB3 + offs_c, db3)
                 w3 = load_matrix(w3_ptr + tap, offs_c, c_ok, L * 9, offs_l, l_ok, 9)
                 dl = mma(g_shift, w3, dl, DOT_PRECISION)
             dl = (dl * res_scale).to(dtype)
-            db3 = tl.load(row + DB3 + offs_c) + tl.sum(g.to(tl.float32), axis=0)
-            tl.store(row + DB3 + offs_c, db3)
             db2 = tl.load(row + DB2 + offs_l) + tl.sum(dl.to(tl.float32), axis=0)
             tl.store(row + DB2 + offs_l, db2)
             tl.store(dl_slot + p[:, None] * L_PAD + offs_l[None, :], dl)
             if INPUT_GRAD:
                 x = load_pixels(x_image, yy, xx, ok, offs_c, c_ok, sxc, sxh, sxw)
+                g = load_pixels(g_image, yy, xx, ok, offs_c, c_ok, sgc, sgh, sgw)
                 dx = _chain_input_grad(x, dl, g, w1_ptr, b1_ptr, w2_ptr, offs_c, c_ok, offs_l,
                                        l_ok, C, E, BLOCK_E, DOT_PRECISION)  # fmt: skip
                 dx_image = dx_ptr + n.to(tl.int64) * sdn
@@ -562,12 +568,13 @@ def backward_config(
     a 128-register cap (25% occupancy, no spills; bfloat16 conversions need more). sm_80's
     mma.sync keeps more operands in registers: there the tile kernel leaves dx and the chain's
     weight gradients to the pixel kernels, which keeps every kernel free of spills at the cost
-    of reading x and dl again. The pixel kernels run 2-warp programs on 32-pixel tiles: every
+    of reading x and dl again, and runs under a 128-register cap (25% occupancy). The pixel
+    kernels run 2-warp programs on 32-pixel tiles: every
     product's rows then fill the warps (16 rows each; a 4- or 8-warp program on rows of 32
     wide channels would repeat the work in half of its warps) and at most 128 registers let
     8 programs, 25% occupancy, share an SM -- 16 wide channels at a time for dx, 32 for the
-    weight gradients. Tritons before 3.7 spill under the cap on sm_90 (it is lifted there)
-    and with 32 wide channels on sm_80 (16 there)."""
+    weight gradients. Tritons before 3.7 spill under the tile kernel's cap (it is lifted
+    there) and with 32 wide channels on sm_80 (16 there)."""
     widest = max(padded_channels(channels), padded_channels(low))
     if dtype == torch.float32 or widest > 32 or not channels_innermost:
         return None
@@ -581,8 +588,9 @@ def backward_config(
     tile = replace(tile, block_e=32 if tight else 16)
     input_tile = PixelKernelConfig(1, 32, block_e=16, num_warps=2)
     weight_tile = PixelKernelConfig(1, 32, block_e=32, num_warps=2, max_registers=128)
+    cap = 128 if tight else None
     return FusedBackwardConfig(
-        tile, False, weight_tile.block_e, None, input_tile, weight_tile, weight_programs_per_sm=8
+        tile, False, weight_tile.block_e, cap, input_tile, weight_tile, weight_programs_per_sm=8
     )
 
 
@@ -682,7 +690,7 @@ def wdsr_b_block_backward(
         wdsr_b_block_bwd_tile_kernel[(programs,)](
             x, grad, w1, b1, w2, b2, w3, dx, dl, scratch, partials,
             n, h, w, tiles_h, tiles_w, halo_chunks, t.tile_h * t.tile_w // t.out_chunk, 9,
-            wide_chunks,
+            wide_chunks, programs,
             *x.stride(), *grad.stride(), *dx.stride(),
             float(res_scale),
             **channels, TILE_H=t.tile_h, TILE_W=t.tile_w, HALO_CHUNK=t.halo_chunk,
