@@ -534,9 +534,9 @@ class PixelKernelConfig:
 
 @dataclass(frozen=True)
 class FusedBackwardConfig:
-    """Tiles of the fused backward. The tile kernel takes ``tile`` (as the forward's);
-    ``in_tile``: it also computes dx and the chain's weight gradients (at most
-    ``max_registers`` registers per thread), else the pixel kernels do: ``input`` (dx) and
+    """Tiles of the fused backward. The tile kernel takes ``tile`` (as the forward's) and at
+    most ``max_registers`` registers per thread (None: no cap); ``in_tile``: it also computes
+    dx and the chain's weight gradients, else the pixel kernels do: ``input`` (dx) and
     ``weight`` (the chain's weight gradients, ``weight_programs_per_sm`` programs per SM).
     ``weight_block_e``: wide channels per slice of the chain's weight gradients, in either."""
 
