@@ -135,6 +135,7 @@ def test_other_expand_and_linear():
     check_block((1, 24, 7, 13), torch.float32, "nchw", 0.5, expand=3, linear=0.5)
 
 
+@pytest.mark.skipif(HAS_CUDA, reason="chooses the launch configuration of a simulated GPU")
 @pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
 def test_fused_backward_takes_an_nchw_gradient(capability, monkeypatch):
     """A channels_last x with an NCHW output gradient (as a loss right after the block gives)
@@ -144,18 +145,22 @@ def test_fused_backward_takes_an_nchw_gradient(capability, monkeypatch):
     def composed_backward(*args: object) -> None:
         raise AssertionError("the composed backward ran")
 
-    if HAS_CUDA:
-        pytest.skip("chooses the launch configuration of a simulated GPU")
     monkeypatch.setitem(launch.simulated_device, "capability", capability)
     monkeypatch.setattr(wdsr_b_block_kernels, "_composed_backward", composed_backward)
     check_block((1, 16, 9, 11), torch.float16, "channels_last", 0.5, grad_layout="nchw")
 
 
-def test_backward_is_deterministic():
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_backward_is_deterministic(layout: str):
+    """Bit-identical gradients run after run: the composed backward (NCHW) and the fused one
+    (channels_last), whose partial sums are added in a fixed order."""
     block = to(make_block(3, 32, 13, 17), torch.float16, DEVICE)
-    grad = torch.randn(3, 32, 13, 17)
-    first = run(wdsr_b_block, block, 0.5, grad.to(DEVICE))
-    second = run(wdsr_b_block, block, 0.5, grad.to(DEVICE))
+    grad = torch.randn(3, 32, 13, 17, device=DEVICE)
+    if layout == "channels_last":
+        block["x"] = block["x"].contiguous(memory_format=torch.channels_last)
+        grad = grad.contiguous(memory_format=torch.channels_last)
+    first = run(wdsr_b_block, block, 0.5, grad)
+    second = run(wdsr_b_block, block, 0.5, grad)
     for name, value in first.items():
         assert torch.equal(value, second[name]), name
 
