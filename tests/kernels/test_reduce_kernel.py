@@ -51,11 +51,15 @@ def expected(partials: Tensor, views: list[RowView], dtype, scale: float, scaled
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("rows", [0, 1, 5])
-def test_permuted_padded_views_match_the_ordered_sum(dtype, rows):
-    row_len, views = tile_row_views(c=5, e=12, low=3)  # padded, tap-major dW3, dW2 transposed
+@pytest.mark.parametrize("chain_weight_grad", [True, False])
+def test_permuted_padded_views_match_the_ordered_sum(dtype, rows, chain_weight_grad):
+    # Padded, tap-major dW3, dW2 transposed; the conv's gradients alone or after the chain's.
+    row_len, views = tile_row_views(c=5, e=12, low=3, chain_weight_grad=chain_weight_grad)
+    assert len(views) == (6 if chain_weight_grad else 3)
     partials = torch.randn(rows, row_len, device=DEVICE) * 100
-    got = gradients_from_partials(partials, views, dtype, scale=0.37, scaled_from=4)
-    want = expected(partials, views, dtype, 0.37, 4)
+    scaled_from = len(views) - 2
+    got = gradients_from_partials(partials, views, dtype, scale=0.37, scaled_from=scaled_from)
+    want = expected(partials, views, dtype, 0.37, scaled_from)
     assert len(got) == len(views)
     for g, w, view in zip(got, want, views, strict=True):
         assert g.shape == view.shape and g.dtype == dtype and g.is_contiguous()

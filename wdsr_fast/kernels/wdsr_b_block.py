@@ -202,8 +202,9 @@ def wdsr_b_block_bwd_tile_kernel(
 
     The weight gradients, before res_scale for dW3 and db3, are sums in the program's row of
     ``partial_ptr`` (float32, updated in place tile by tile; the row stays in L2; the rows are
-    added in a fixed order afterwards): [dW3 (9, C_PAD, L_PAD) | db3 (C_PAD) | db2 (L_PAD) |
-    dW1 (E, C_PAD) | dW2^T (E, L_PAD) | db1 (E)].
+    added in a fixed order afterwards): [dW3 (9, C_PAD, L_PAD) | db3 (C_PAD) | db2 (L_PAD)],
+    followed if ``CHAIN_WEIGHT_GRAD`` by [dW1 (E, C_PAD) | dW2^T (E, L_PAD) | db1 (E)]
+    (:func:`tile_row_views`).
 
     ``halo_chunks``, ``out_chunks`` (as in the forward), ``taps`` (9) and ``wide_chunks``
     (ceil(E / BLOCK_E)) are runtime values so that the compiler keeps them as loops."""
@@ -215,7 +216,7 @@ def wdsr_b_block_bwd_tile_kernel(
     DW1: tl.constexpr = DB2 + L_PAD
     DW2T: tl.constexpr = DW1 + E * C_PAD
     DB1: tl.constexpr = DW2T + E * L_PAD
-    ROW_LEN: tl.constexpr = DB1 + E
+    ROW_LEN: tl.constexpr = DB1 + E if CHAIN_WEIGHT_GRAD else DW1
     ZERO_BLOCK: tl.constexpr = 1024
     dtype = x_ptr.dtype.element_ty
     pid = tl.program_id(0)
@@ -594,22 +595,31 @@ def backward_config(
     )
 
 
-def tile_row_views(c: int, e: int, low: int) -> tuple[int, list[RowView]]:
+def tile_row_views(
+    c: int, e: int, low: int, chain_weight_grad: bool
+) -> tuple[int, list[RowView]]:
     """The length of the tile kernel's partial row for C = ``c``, E = ``e``, L = ``low`` --
-    [dW3 (9, C_PAD, L_PAD) | db3 (C_PAD) | db2 (L_PAD) | dW1 (E, C_PAD) | dW2^T (E, L_PAD) |
-    db1 (E)] -- and where the gradients dW1, db1, dW2, db2, dW3, db3 lie in it."""
+    [dW3 (9, C_PAD, L_PAD) | db3 (C_PAD) | db2 (L_PAD)], then, where the kernel also sums the
+    chain's weight gradients (``chain_weight_grad``), [dW1 (E, C_PAD) | dW2^T (E, L_PAD) |
+    db1 (E)] -- and where the gradients lie in it: dW1, db1, dW2 (these three only with
+    ``chain_weight_grad``), db2, dW3, db3."""
     c_pad, l_pad = padded_channels(c), padded_channels(low)
     db3_at = 9 * c_pad * l_pad
     dw1_at = db3_at + c_pad + l_pad
+    conv_views = [
+        RowView((low,), db3_at + c_pad, (1,)),
+        RowView((c, low, 3, 3), 0, (l_pad, 1, 3 * c_pad * l_pad, c_pad * l_pad)),
+        RowView((c,), db3_at, (1,)),
+    ]
+    if not chain_weight_grad:
+        return dw1_at, conv_views
     dw2t_at = dw1_at + e * c_pad
     db1_at = dw2t_at + e * l_pad
     return db1_at + e, [
         RowView((e, c, 1, 1), dw1_at, (c_pad, 1, 1, 1)),
         RowView((e,), db1_at, (1,)),
         RowView((low, e, 1, 1), dw2t_at, (1, l_pad, 1, 1)),
-        RowView((low,), db3_at + c_pad, (1,)),
-        RowView((c, low, 3, 3), 0, (l_pad, 1, 3 * c_pad * l_pad, c_pad * l_pad)),
-        RowView((c,), db3_at, (1,)),
+        *conv_views,
     ]
 
 
@@ -676,7 +686,7 @@ def wdsr_b_block_backward(
     tiles_h, tiles_w = launch.cdiv(h, t.tile_h), launch.cdiv(w, t.tile_w)
     sms = launch.multiprocessor_count(x.device)
     programs = min(n * tiles_h * tiles_w, t.programs_per_sm * sms)
-    row_len, tile_views = tile_row_views(c, e, low)
+    row_len, tile_views = tile_row_views(c, e, low, chain_weight_grad=cfg.in_tile)
     partials = launch.empty((programs, row_len), torch.float32, x.device)
     dl = launch.empty((0 if cfg.in_tile else n * h * w, l_pad), x.dtype, x.device)
     channels = dict(C=c, E=e, L=low, C_PAD=c_pad, L_PAD=l_pad, DOT_PRECISION=precision)
@@ -698,15 +708,13 @@ def wdsr_b_block_backward(
             INPUT_GRAD=cfg.in_tile, CHAIN_WEIGHT_GRAD=cfg.in_tile,
             num_warps=t.num_warps, num_stages=t.num_stages, maxnreg=cfg.max_registers,
         )  # fmt: skip
-    if cfg.in_tile:
-        grads = gradients_from_partials(
-            partials, tile_views, x.dtype, scale=res_scale, scaled_from=4
-        )
-        return dx, *grads
-    # db2, dW3 and db3 from the tile kernel's rows.
-    db2, dw3, db3 = gradients_from_partials(
-        partials, tile_views[3:], x.dtype, scale=res_scale, scaled_from=1
+    # The tile kernel's gradients; the last two, dW3 and db3, are scaled by res_scale.
+    tile_grads = gradients_from_partials(
+        partials, tile_views, x.dtype, scale=res_scale, scaled_from=len(tile_views) - 2
     )
+    if cfg.in_tile:
+        return dx, *tile_grads
+    db2, dw3, db3 = tile_grads
     # dx and the chain's weight gradients by the pixel kernels, from x and dl.
     assert cfg.input is not None and cfg.weight is not None
     tiles_h, tiles_w = launch.cdiv(h, cfg.input.tile_h), launch.cdiv(w, cfg.input.tile_w)
