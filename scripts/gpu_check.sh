@@ -10,7 +10,11 @@
 #
 # Environment, for machines lent for a limited time:
 #   STAGES             what runs after the build, in this order (default "tests kernels bench");
-#                      a stage that did not run is reported as not run (exit code -1).
+#                      a stage that did not run is reported as not run (exit code -1). The
+#                      stage "sweep" (not run by default) times the WDSR-B block's candidate
+#                      launch configurations beside its default one (python -m
+#                      wdsr_fast.kernels.aot.sweep --measure, forward and backward, 1x540x960
+#                      and 16x48x48), e.g. STAGES="kernels sweep" for a tuning run.
 #   GPU_CHECK_SECONDS  time for the whole script: each stage runs under `timeout` with what is
 #                      left (less 30 s kept for the results file); a stage stopped by it reports
 #                      exit code 124, and the benchmarks that finished before are kept.
@@ -65,10 +69,11 @@ echo "gpu_check: build done at $SECONDS s (exit $build_rc)"
 stages="${STAGES:-tests kernels bench}"
 tests_rc=-1
 kernels_rc=-1
+sweep_rc=-1
 bench_rc=-1
 record="$out/bench-record.jsonl"
 times_dir="$(mktemp -d)"
-rm -f "$out/tests.log" "$out/kernels.log" "$out/bench.log" "$record"
+rm -f "$out/tests.log" "$out/kernels.log" "$out/sweep.log" "$out/bench.log" "$record"
 if [[ " $stages " == *" tests "* ]]; then
   # shellcheck disable=SC2086  # TEST_ARGS and TEST_PATHS are lists of words
   STAGE_CAP="${TESTS_SECONDS:-}" within_deadline "$python" -m pytest -q -p no:cacheprovider \
@@ -89,6 +94,22 @@ if [[ " $stages " == *" kernels "* ]]; then
   tail -5 "$out/kernels.log"
   echo "gpu_check: kernel times done at $SECONDS s (exit $kernels_rc)"
 fi
+if [[ " $stages " == *" sweep "* ]]; then
+  sweep_rc=0
+  arch=$("$python" -c "import torch; m, n = torch.cuda.get_device_capability(); print(10 * m + n)")
+  for input in "540x960 1" "48x48 16"; do
+    read -r size batch <<<"$input"
+    for stage in forward backward; do
+      name="sweep-$stage-$size-$batch.json"
+      within_deadline "$python" -m wdsr_fast.kernels.aot.sweep --stage "$stage" --arch "$arch" \
+        --size "$size" --batch "$batch" --measure --json >"$times_dir/$name" 2>>"$out/sweep.log"
+      rc=$?
+      [ "$rc" -ne 0 ] && sweep_rc=$rc && rm -f "$times_dir/$name"
+    done
+  done
+  tail -5 "$out/sweep.log"
+  echo "gpu_check: configuration sweeps done at $SECONDS s (exit $sweep_rc)"
+fi
 if [[ " $stages " == *" bench "* ]]; then
   bench_rc=0
   for file in ${BENCH_FILES:-benchmarks/test_bench_*.py}; do
@@ -101,18 +122,21 @@ if [[ " $stages " == *" bench "* ]]; then
 fi
 
 "$python" - "$out" "$tests_rc" "$bench_rc" "$stages" "$build_rc" "$build_fallback" \
-  "$kernels_rc" "$times_dir" <<'PY'
+  "$kernels_rc" "$times_dir" "$sweep_rc" <<'PY'
 import datetime, json, pathlib, platform, re, sys
 import torch
 import triton
 import wdsr_fast
 from benchmarks.report import markdown_table
 from wdsr_fast.kernels.aot.measure import format_times
+from wdsr_fast.kernels.aot.sweep import format_rows
 
 out, tests_rc, bench_rc = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 stages = sys.argv[4].split()
 kernels_rc, times_dir = int(sys.argv[7]), pathlib.Path(sys.argv[8])
-kernel_times = [json.loads(p.read_text()) for p in sorted(times_dir.glob("*.json"))]
+kernel_times = [json.loads(p.read_text()) for p in sorted(times_dir.glob("[0-9]*.json"))]
+sweep_rc = int(sys.argv[9])
+sweeps = {p.stem: json.loads(p.read_text()) for p in sorted(times_dir.glob("sweep-*.json"))}
 build_log = (out / "build.log").read_text(errors="replace").splitlines()
 build = {
     "exit_code": int(sys.argv[5]),
@@ -136,20 +160,23 @@ result = {
     "build_info": wdsr_fast.build_info(),
     "tests_exit_code": tests_rc, "tests_summary": tests_log[-1] if tests_log else "",
     "kernel_times_exit_code": kernels_rc, "kernel_times": kernel_times,
+    "sweeps_exit_code": sweep_rc, "sweeps": sweeps,
     "benchmarks_exit_code": bench_rc, "benchmarks": bench,
 }
 dest = pathlib.Path("benchmarks/results")
 (dest / f"{stem}.json").write_text(json.dumps(result, indent=1))
 table = markdown_table(bench) if bench["benchmarks"] else "(no benchmark results)\n"
 times = "\n\n".join(format_times(t) for t in kernel_times) or "(no kernel times)"
+sweep_text = "\n\n".join(f"{name}\n{format_rows(rows)}" for name, rows in sweeps.items())
 (dest / f"{stem}.md").write_text(
     f"# GPU check: {card}, {date}\n\ntorch {torch.__version__}, Triton {triton.__version__}, "
     f"build {wdsr_fast.build_info()}\n\n"
     f"Build (exit {build['exit_code']}): {build['fallback'] or '; '.join(build['said'])}\n\n"
     f"Tests (exit {tests_rc}): {result['tests_summary']}\n\n"
     f"Kernel times (exit {kernels_rc})\n\n```\n{times}\n```\n\n"
-    f"Benchmarks (exit {bench_rc})\n\n{table}"
+    + (f"Configuration sweeps (exit {sweep_rc})\n\n```\n{sweep_text}\n```\n\n" if sweeps else "")
+    + f"Benchmarks (exit {bench_rc})\n\n{table}"
 )
 print(f"wrote {dest / stem}.json and .md")
 PY
-exit $(( tests_rc > 0 || kernels_rc > 0 || bench_rc > 0 ))
+exit $(( tests_rc > 0 || kernels_rc > 0 || sweep_rc > 0 || bench_rc > 0 ))
