@@ -31,7 +31,7 @@ out = {"launches": {}}
 defaults = (wdsr_b_block.forward_config, wdsr_b_block.backward_config)
 for arch in (80, 90):
     for stage, candidates in sweep.CANDIDATES.items():
-        call = block_call(default_scenario("B", stage, torch.float16, (1, 20, 40)))
+        call = block_call(default_scenario("B", stage, torch.float16, (1, 20, 64)))
         for changes in [{}, *candidates]:
             with sweep.configured(stage, changes), recorded_launches(132, arch) as launches:
                 call()
@@ -43,7 +43,7 @@ for arch in (80, 90):
             }
 out["restored"] = (wdsr_b_block.forward_config, wdsr_b_block.backward_config) == defaults
 sweep.CANDIDATES["forward"] = [{"tile_h": 8, "tile_w": 32}, {"out_chunk": 100}]
-out["rows"] = sweep.sweep("forward", 90, torch.float16, (1, 20, 40))
+out["rows"] = sweep.sweep("forward", 90, torch.float16, (1, 20, 64))
 out["table"] = sweep.format_rows(out["rows"])
 print(json.dumps(out))
 """
@@ -69,7 +69,7 @@ def test_candidates_reach_the_launches(result: dict, arch: int):
         assert launches[f"{arch} {stage} tile_h=8, tile_w=32"]["TILE_H"] == 8
         assert launches[f"{arch} {stage} tile_h=16, tile_w=16"]["TILE_W"] == 16
         assert launches[f"{arch} {stage} num_stages=2"]["num_stages"] == 2
-    # (1, 20, 40) is 4 tiles of 16 x 32: one program per SM takes them all at 132 SMs.
+    # (1, 20, 64) is 4 tiles of 16 x 32: one program per SM takes them all at 132 SMs.
     assert launches[f"{arch} forward programs_per_sm=1"]["programs"] == 4
     assert launches[f"{arch} forward block_e=32"]["BLOCK_E"] == 32
     assert launches[f"{arch} backward max_registers=None"]["maxnreg"] is None
@@ -91,7 +91,7 @@ def test_rows_carry_the_static_report_and_errors(result: dict):
         assert kernel["name"] == "wdsr_b_block_fwd_kernel"
         assert kernel["spill_bytes"] == 0 and row["static"]["bound_us"] > 0
         assert "measured" not in row
-    # A 20 x 40 image in 8 x 32 tiles: 3 x 2 of them (16 x 32: 2 x 2), a program each.
+    # A 20 x 64 image in 8 x 32 tiles: 3 x 2 of them (16 x 32: 2 x 2), a program each.
     assert default["static"]["kernels"][0]["grid"][0] == 4
     assert smaller["static"]["kernels"][0]["grid"][0] == 6
     # 100 is no power of two: Triton rejects the chunk, the row says so and the sweep goes on.

@@ -112,11 +112,18 @@ def test_forward_and_gradients_match_float64(shape, dtype, layout, res_scale):
 
 @pytest.mark.skipif(HAS_CUDA, reason="chooses the launch configuration of a simulated GPU")
 @pytest.mark.parametrize("capability", [(8, 0), (9, 0)])
-def test_backward_paths_of_each_gpu_generation(capability, monkeypatch):
+@pytest.mark.parametrize(("shape", "tile_w"), [((2, 16, 19, 35), 16), ((1, 16, 20, 64), 32)])
+def test_backward_paths_of_each_gpu_generation(capability, shape, tile_w, monkeypatch):
     """sm_90 runs the backward in the tile kernel; sm_80 leaves dx and the chain's weight
-    gradients to the pixel kernels: both are checked here, in the interpreter."""
+    gradients to the pixel kernels: both are checked here, in the interpreter, with the tiles
+    fitted to each image (16 x 16 on 19 x 35, where they compute fewer halo pixels, 16 x 32 on
+    20 x 64)."""
     monkeypatch.setitem(launch.simulated_device, "capability", capability)
-    check_block((2, 16, 19, 35), torch.float16, "channels_last", 0.5)
+    for config in (wdsr_b_block_kernels.forward_config, wdsr_b_block_kernels.backward_config):
+        chosen = config(16, 12, torch.float16, "ieee", capability, launch.triton_version(),
+                        image=shape[2:])  # fmt: skip
+        assert getattr(chosen, "tile", chosen).tile_w == tile_w
+    check_block(shape, torch.float16, "channels_last", 0.5)
 
 
 @pytest.mark.parametrize("capability", [None, (8, 0)])

@@ -48,6 +48,7 @@ CANDIDATES: dict[str, list[dict[str, Any]]] = {
         {"tile_h": 16, "tile_w": 16},
         {"tile_h": 32, "tile_w": 32},
         {"block_e": 32},
+        {"block_e": 32, "programs_per_sm": 3},  # sm_90: 79 registers, three programs fit
         {"out_chunk": 64, "halo_chunk": 64},
     ],
     "backward": [
